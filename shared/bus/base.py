@@ -1,0 +1,86 @@
+"""The bus port: one interface, two adapters (memory for embedded mode, Kafka for scale).
+
+Contract (tested by one suite against both adapters, tests/contract/test_bus.py):
+- ``publish`` returns only when every record is durable (Kafka: ``acks=all``); per record it
+  returns ``None`` or the exception, so a relay can retry exactly the failed ones.
+- Records with the same key land on one partition and are consumed in publish order.
+- A consumer group resumes from its last *committed* offset: whatever was delivered but not
+  committed is delivered again (at-least-once). Consumers commit only after their effect is
+  durable; the inbox turns redelivery into a no-op.
+- A new group starts from the earliest retained record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A message to publish."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message delivered to a consumer."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+class Consumer(ABC):
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def getmany(self, *, max_records: int, timeout: float) -> list[Message]:
+        """Up to max_records messages, in order within each partition; [] on timeout."""
+
+    @abstractmethod
+    async def commit(self, messages: Sequence[Message]) -> None:
+        """Mark everything up to and including these messages as done, per partition."""
+
+    @abstractmethod
+    async def lag(self) -> int:
+        """Messages published but not yet delivered to this consumer (for /metrics)."""
+
+
+class Bus(ABC):
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the bus cannot be reached (readiness)."""
+
+    @abstractmethod
+    async def publish(self, records: Sequence[Record]) -> list[BaseException | None]: ...
+
+    @abstractmethod
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+
+
+def last_per_partition(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """The highest offset seen per (topic, partition)."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        tp = (m.topic, m.partition)
+        last[tp] = max(last.get(tp, -1), m.offset)
+    return last

@@ -1,0 +1,154 @@
+"""Kafka adapter (aiokafka): ``acks=all``, keyed messages, manual commits.
+
+Offsets are committed only by the consumer runner after its database transaction commits,
+never automatically. ``enable_idempotence`` is a setting: on for Apache Kafka, off for
+brokers that lack InitProducerId (Tansu, used by the test suite). Correctness never depends
+on it: the outbox relay may publish a record twice and the consumer inbox absorbs that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
+
+
+class KafkaBus(Bus):
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        enable_idempotence: bool = True,
+        partitions: int = 6,
+        topics: Sequence[str] = (),
+        client_id: str = "mandet",
+        request_timeout_ms: int = 15_000,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self._topics = tuple(topics)
+        self._client_id = client_id
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=enable_idempotence,
+            linger_ms=2,
+            request_timeout_ms=request_timeout_ms,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self.ensure_topics(self._topics)
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def ping(self) -> None:
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5)
+
+    async def ensure_topics(self, names: Sequence[str]) -> None:
+        """Create missing topics with the configured partition count (idempotent)."""
+        if not names:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = [NewTopic(n, self.partitions, 1) for n in names if n not in existing]
+            if new:
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass  # another process created it between list and create
+        finally:
+            await admin.close()
+
+    async def publish(self, records: Sequence[Record]) -> list[BaseException | None]:
+        # Enqueue everything first (batched on the wire), then wait for every ack.
+        futures = []
+        for r in records:
+            try:
+                futures.append(
+                    await self._producer.send(
+                        r.topic, r.value, key=r.key.encode(), headers=list(r.headers)
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - reported per record to the relay
+                futures.append(_failed(exc))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [res if isinstance(res, BaseException) else None for res in results]
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id)
+
+
+def _failed(exc: BaseException) -> asyncio.Future[None]:
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.set_exception(exc)
+    return fut
+
+
+class _KafkaConsumer(Consumer):
+    def __init__(self, bootstrap: str, group: str, topics: tuple[str, ...], client_id: str):
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=1_500,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def getmany(self, *, max_records: int, timeout: float) -> list[Message]:
+        batches = await self._consumer.getmany(
+            timeout_ms=int(timeout * 1000), max_records=max_records
+        )
+        return [
+            Message(
+                tp.topic,
+                tp.partition,
+                m.offset,
+                m.key.decode() if m.key is not None else None,
+                m.value,
+                tuple(m.headers or ()),
+            )
+            for tp, msgs in batches.items()
+            for m in msgs
+        ]
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        offsets = {
+            TopicPartition(t, p): offset + 1
+            for (t, p), offset in last_per_partition(messages).items()
+        }
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def lag(self) -> int:
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                total += max(0, high - await self._consumer.position(tp))
+        return total
+
+    async def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
