@@ -1,0 +1,153 @@
+"""The consumer loop: decode, apply through the inbox, commit, then commit offsets.
+
+Entry points only translate (STYLE principle 2): handlers hold the rules; this loop maps
+failures to a retry or a dead letter.
+- A batch is applied in one database transaction (fast path). Offsets are committed only after
+  it commits.
+- If the batch fails and the database is reachable, each message is retried alone, up to
+  ``max_attempts``; one that still fails is written to ``consumer_dead_letter`` with the reason
+  and the loop moves on, so one poison message never blocks a partition.
+- If the database is unreachable, nothing is dead-lettered: the same batch is retried after a
+  pause, and the bus redelivers it if this process dies meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus.base import Bus, Message
+from shared.db import Database
+from shared.events import Envelope, Event, UnknownEvent, decode, parse
+from shared.inbox import CONSUMER_DEAD, first_time
+from shared.outbox import utcnow
+
+log = logging.getLogger("mandet.consumer")
+
+Handler = Callable[[AsyncSession, Envelope, Event], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    lag: int = 0
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        name: str,
+        handlers: dict[str, tuple[str, Handler]],
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """handlers: event type -> (topic, handler). ``name`` is the group and inbox key."""
+        self.db, self.bus, self.name = db, bus, name
+        self.handlers = handlers
+        self.topics = sorted({topic for topic, _ in handlers.values()})
+        self.batch_size, self.max_attempts = batch_size, max_attempts
+        self.after_commit = after_commit
+        self.stats = ConsumerStats()
+        self.consumer = bus.consumer(name, self.topics)
+        self.started = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.consumer.start()
+        self.started.set()
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(max_records=self.batch_size, timeout=0.2)
+                if batch:
+                    await self.process(batch, stop)
+                    await self.consumer.commit(batch)
+                self.stats.lag = await self.consumer.lag()
+        finally:
+            await self.consumer.stop()
+
+    async def process(self, batch: Sequence[Message], stop: asyncio.Event) -> None:
+        """Apply a batch durably (or dead-letter its poison messages). Never loses one."""
+        while not stop.is_set():
+            try:
+                await self._apply(batch)
+                return
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not await self._database_reachable():
+                    log.warning("database unreachable; retrying batch: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                await self._one_by_one(batch)
+                return
+        raise asyncio.CancelledError("stopped before the batch was applied")
+
+    async def _apply(self, batch: Sequence[Message]) -> None:
+        async with self.db.transaction() as session:
+            for message in batch:
+                await self._apply_one(session, message)
+        if self.after_commit:
+            self.after_commit()
+
+    async def _apply_one(self, session: AsyncSession, message: Message) -> None:
+        envelope = decode(message.value)
+        route = self.handlers.get(envelope.type)
+        if route is None:
+            return  # not an event this consumer cares about
+        event = parse(envelope)
+        if await first_time(session, self.name, envelope.id):
+            await route[1](session, envelope, event)
+            self.stats.applied += 1
+        else:
+            self.stats.duplicates += 1
+
+    async def _one_by_one(self, batch: Sequence[Message]) -> None:
+        for message in batch:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    await self._apply([message])
+                    break
+                except (UnknownEvent, ValueError) as exc:
+                    await self._dead_letter(message, exc)  # will never decode: no retry
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == self.max_attempts:
+                        await self._dead_letter(message, exc)
+                    else:
+                        await asyncio.sleep(0.05 * attempt)
+
+    async def _dead_letter(self, message: Message, exc: BaseException) -> None:
+        envelope = _try_decode(message.value)
+        async with self.db.transaction() as session:
+            await session.execute(insert(CONSUMER_DEAD).values(
+                consumer=self.name, topic=message.topic, partition=message.partition,
+                offset=message.offset,
+                event_id=str(envelope.id) if envelope else None,
+                event_type=envelope.type if envelope else None,
+                payload=message.value.decode("utf-8", "replace").replace("\x00", "\ufffd"),
+                reason=f"{type(exc).__name__}: {exc}"[:2000], created_at=utcnow()))
+        self.stats.dead_letters += 1
+        log.error("message dead-lettered", extra={
+            "consumer": self.name, "event_id": str(envelope.id) if envelope else None})
+
+    async def _database_reachable(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=5)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+
+def _try_decode(raw: bytes) -> Envelope | None:
+    try:
+        return decode(raw)
+    except Exception:  # noqa: BLE001
+        return None

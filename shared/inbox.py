@@ -1,0 +1,61 @@
+"""Consumer inbox: exactly-once effects over at-least-once delivery.
+
+A consumer inserts ``(consumer, event_id)`` into ``inbox`` in the SAME transaction as the
+event's effect. If the row already exists the event was applied before (a redelivery, a relay
+retry, a replay): the effect is skipped. Offsets are committed to the bus only after that
+transaction commits, so a crash between the two redelivers an event the inbox then ignores.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, PrimaryKeyConstraint, Text, Uuid
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.dialect import insert_ignore
+from shared.outbox import SeqType, utcnow
+
+
+class InboxRow(SQLModel, table=True):
+    __tablename__ = "inbox"
+    __table_args__ = (PrimaryKeyConstraint("consumer", "event_id"),)
+
+    consumer: str = Field(sa_column=Column(Text, nullable=False))
+    event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
+    processed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ConsumerDeadLetter(SQLModel, table=True):
+    """A delivered message this consumer could not apply, with the reason (never dropped)."""
+
+    __tablename__ = "consumer_dead_letter"
+
+    id: int | None = Field(default=None, sa_column=Column(SeqType, primary_key=True,
+                                                          autoincrement=True))
+    consumer: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    partition: int = Field(sa_column=Column(Integer, nullable=False))
+    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event_id: str | None = Field(default=None, sa_column=Column(Text))
+    event_type: str | None = Field(default=None, sa_column=Column(Text))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+INBOX = InboxRow.__table__
+CONSUMER_DEAD = ConsumerDeadLetter.__table__
+
+
+async def first_time(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record the event as applied by this consumer; False if it already was."""
+    dialect = session.get_bind().dialect.name
+    stmt = (
+        insert_ignore(INBOX, dialect)
+        .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+        .returning(INBOX.c.event_id)
+    )
+    return (await session.execute(stmt)).first() is not None

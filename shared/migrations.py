@@ -1,0 +1,126 @@
+"""Alembic, one migration history per service; the schema comes from migrations only.
+
+Each service keeps its revisions in ``services/<name>/migrations/versions``; its ``env.py``
+calls :func:`run_env`. On PostgreSQL an advisory lock serialises concurrent upgrades (an API
+process and a worker of one service may start together).
+
+``create_messaging_tables`` is the v1 schema of the outbox, dead-letter and inbox tables that
+every service database carries (frozen here; later changes get their own revisions).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+
+import sqlalchemy as sa
+from alembic import command, context
+from alembic.config import Config
+from alembic.operations import Operations
+from sqlalchemy.engine import Connection
+
+from shared.db import Database
+
+SEQ = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+TS = sa.DateTime(timezone=True)
+
+
+def config_for(script_location: Path, url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+async def upgrade(db: Database, script_location: Path, revision: str = "head") -> None:
+    """Bring the service database to ``revision`` (idempotent, safe to race on PostgreSQL)."""
+    cfg = config_for(script_location)
+    async with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            key = zlib.crc32(str(script_location.parent.name).encode())
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        await conn.run_sync(_upgrade, cfg, revision)
+
+
+def _upgrade(connection: Connection, cfg: Config, revision: str) -> None:
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+def run_env() -> None:
+    """Body of every service's env.py (online mode with a connection handed in)."""
+    connection: Connection | None = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations through `mandet migrate <service>`")
+    context.configure(connection=connection, target_metadata=None,
+                      render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def create_messaging_tables(op: Operations) -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", TS, nullable=False),
+        sa.Column("lease_until", TS),
+        sa.Column("published_at", TS),
+        sa.Column("last_error", sa.Text),
+    )
+    op.create_index("ix_outbox_pending", "outbox", ["seq"],
+                    postgresql_where=sa.text("published_at IS NULL"),
+                    sqlite_where=sa.text("published_at IS NULL"))
+    op.create_table(
+        "outbox_dead_letter",
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("dead_at", TS, nullable=False),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("event_id", sa.Uuid, nullable=False),
+        sa.Column("processed_at", TS, nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    op.create_table(
+        "consumer_dead_letter",
+        sa.Column("id", SEQ, primary_key=True, autoincrement=True),
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
+        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("event_id", sa.Text),
+        sa.Column("event_type", sa.Text),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+    )
+
+
+def drop_messaging_tables(op: Operations) -> None:
+    for name in ("consumer_dead_letter", "inbox", "outbox_dead_letter", "outbox"):
+        op.drop_table(name)
+
+
+def script_location_of(module_file: str) -> Path:
+    """``services/<name>/migrations`` beside a service's bootstrap module."""
+    return Path(module_file).resolve().parent / "migrations"
+
+

@@ -1,0 +1,111 @@
+"""Transactional outbox: events are rows written in the caller's transaction.
+
+Invariants
+- A handler writes its state change and its outbox rows in ONE transaction and commits once;
+  nothing is ever published inside a request. If the transaction rolls back, no event exists.
+- Rows are published by the relay (shared/relay.py) in ``seq`` order. Published rows keep
+  ``published_at`` and double as the service's event history (replay, audit).
+- ``event_id`` is unique: the envelope id is the consumers' dedupe key end to end.
+- Every service database has these tables, created by the service's first migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, Uuid, insert, text
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.events import Envelope, Event, encode, wrap
+
+SeqType = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PKs only
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "seq", postgresql_where=text("published_at IS NULL"),
+              sqlite_where=text("published_at IS NULL")),
+    )
+
+    seq: int | None = Field(default=None, sa_column=Column(SeqType, primary_key=True,
+                                                           autoincrement=True))
+    event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, unique=True))
+    event_type: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    lease_until: datetime | None = Field(default=None,
+                                         sa_column=Column(DateTime(timezone=True)))
+    published_at: datetime | None = Field(default=None,
+                                          sa_column=Column(DateTime(timezone=True)))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class OutboxDeadLetter(SQLModel, table=True):
+    """Rows the relay gave up on after ``relay_max_attempts``; kept with the reason."""
+
+    __tablename__ = "outbox_dead_letter"
+
+    seq: int = Field(sa_column=Column(SeqType, primary_key=True, autoincrement=False))
+    event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False, unique=True))
+    event_type: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    dead_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+OUTBOX = OutboxRow.__table__
+OUTBOX_DEAD = OutboxDeadLetter.__table__
+
+
+def outbox_values(envelope: Envelope, topic: str, now: datetime) -> dict[str, object]:
+    return {
+        "event_id": envelope.id,
+        "event_type": envelope.type,
+        "topic": topic,
+        "key": envelope.subject,
+        "payload": encode(envelope).decode(),
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
+async def add_events(
+    session: AsyncSession, events: Iterable[Event | Envelope], *, source: str
+) -> list[Envelope]:
+    """Write events to the outbox inside the caller's transaction (flush only, no commit)."""
+    now = utcnow()
+    envelopes: list[Envelope] = []
+    rows = []
+    for item in events:
+        env = item if isinstance(item, Envelope) else wrap(item, source=source, time=now)
+        topic = _topic_of(item, env)
+        envelopes.append(env)
+        rows.append(outbox_values(env, topic, now))
+    if rows:
+        await session.execute(insert(OUTBOX), rows)
+    return envelopes
+
+
+def _topic_of(item: Event | Envelope, env: Envelope) -> str:
+    if isinstance(item, Event):
+        return item.TOPIC
+    from shared.events import EVENT_TYPES
+
+    return EVENT_TYPES[env.type].TOPIC

@@ -1,0 +1,199 @@
+"""The outbox relay: publishes committed outbox rows, in order, at least once.
+
+- Claim: the oldest due, unpublished rows (``seq`` order). On PostgreSQL the claim is
+  ``FOR UPDATE SKIP LOCKED`` plus a lease (``lease_until``), so two relays never hold the same
+  row; on SQLite there is a single writer (one relay per process) and no locking to skip.
+- One leader per service database: on PostgreSQL a relay publishes only while it holds a
+  session-level advisory lock, so rows of one key are never published by two relays at once
+  and per-key order holds. Standby relays poll for the lock.
+- Publish: every claimed row is sent, then each is marked published or, on failure, given
+  ``attempts + 1``, an exponential backoff and the error text. After ``max_attempts`` the row
+  moves to ``outbox_dead_letter`` with the reason; nothing is dropped silently.
+- A publish that timed out may still have been written: the row is retried and the event can
+  arrive twice. Consumers' inboxes make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import zlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.bus.base import Bus, Record
+from shared.db import Database
+from shared.dialect import supports_skip_locked
+from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
+
+log = logging.getLogger("mandet.relay")
+
+
+def backoff(attempts: int) -> timedelta:
+    """0.2 s, 0.4 s, 0.8 s ... capped at 60 s, with 20 % jitter to spread retries."""
+    base = min(0.1 * (2**attempts), 60.0)
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_seconds: float = 0.05,
+        max_attempts: int = 10,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.db, self.bus, self.service = db, bus, service
+        self.batch_size, self.poll_seconds = batch_size, poll_seconds
+        self.max_attempts, self.lease = max_attempts, timedelta(seconds=lease_seconds)
+        self._wake = asyncio.Event()
+        self._lock_conn: AsyncConnection | None = None
+        self.published_total = 0
+        self.dead_total = 0
+
+    def wake(self) -> None:
+        """Skip the rest of the poll interval (called after a commit that wrote events)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                if not await self._is_leader():
+                    await self._sleep(stop, max(self.poll_seconds, 1.0))
+                    continue
+                try:
+                    n = await self.run_once()
+                except Exception:  # noqa: BLE001 - the database may be briefly away; retry
+                    log.exception("relay loop failed; retrying", extra={"service": self.service})
+                    n = 0
+                    await self._drop_leadership()
+                    await self._sleep(stop, 1.0)
+                if n < self.batch_size:
+                    await self._sleep(stop, self.poll_seconds)
+        finally:
+            await self._drop_leadership()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        _, pending = await asyncio.wait(waiters, timeout=seconds,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+
+    async def run_once(self) -> int:
+        """Claim one batch, publish it, record the outcome. Returns rows handled."""
+        rows = await self._claim()
+        if not rows:
+            return 0
+        records = [Record(r.topic, r.key, r.payload.encode(),
+                          (("event_type", r.event_type.encode()),)) for r in rows]
+        results = await self.bus.publish(records)
+        await self._settle(rows, results)
+        return len(rows)
+
+    async def _claim(self) -> Sequence[Row]:
+        now = utcnow()
+        due = (
+            select(OUTBOX.c.seq)
+            .where(OUTBOX.c.published_at.is_(None), OUTBOX.c.next_attempt_at <= now)
+            .where((OUTBOX.c.lease_until.is_(None)) | (OUTBOX.c.lease_until < now))
+            .order_by(OUTBOX.c.seq)
+            .limit(self.batch_size)
+        )
+        if supports_skip_locked(self.db.dialect):
+            due = due.with_for_update(skip_locked=True)
+        async with self.db.engine.begin() as conn:
+            seqs = (await conn.execute(due)).scalars().all()
+            if not seqs:
+                return []
+            claimed = await conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.seq.in_(seqs))
+                .values(lease_until=now + self.lease)
+                .returning(*OUTBOX.c)
+            )
+            return sorted(claimed.all(), key=lambda r: r.seq)
+
+    async def _settle(self, rows: Sequence[Row], results: list[BaseException | None]) -> None:
+        now = utcnow()
+        ok = [r.seq for r, err in zip(rows, results, strict=True) if err is None]
+        failed = [(r, err) for r, err in zip(rows, results, strict=True) if err is not None]
+        async with self.db.engine.begin() as conn:
+            if ok:
+                await conn.execute(
+                    update(OUTBOX).where(OUTBOX.c.seq.in_(ok))
+                    .values(published_at=now, lease_until=None)
+                )
+            for row, err in failed:
+                await self._record_failure(conn, row, err, now)
+        self.published_total += len(ok)
+        if failed:
+            log.warning("relay publish failed for %d of %d rows: %s", len(failed), len(rows),
+                        failed[0][1], extra={"service": self.service})
+
+    async def _record_failure(
+        self, conn: AsyncConnection, row: Row, err: BaseException, now: datetime
+    ) -> None:
+        attempts = row.attempts + 1
+        reason = f"{type(err).__name__}: {err}"[:2000]
+        if attempts >= self.max_attempts:
+            values = {c: getattr(row, c) for c in
+                      ("seq", "event_id", "event_type", "topic", "key", "payload", "created_at")}
+            await conn.execute(insert(OUTBOX_DEAD).values(
+                **values, attempts=attempts, reason=reason, dead_at=now))
+            await conn.execute(delete(OUTBOX).where(OUTBOX.c.seq == row.seq))
+            self.dead_total += 1
+            log.error("outbox row dead-lettered", extra={"event_id": str(row.event_id),
+                                                          "service": self.service})
+            return
+        await conn.execute(
+            update(OUTBOX).where(OUTBOX.c.seq == row.seq).values(
+                attempts=attempts, next_attempt_at=now + backoff(attempts),
+                lease_until=None, last_error=reason)
+        )
+
+    async def _is_leader(self) -> bool:
+        if not supports_skip_locked(self.db.dialect):
+            return True  # SQLite: one relay per process by construction
+        if self._lock_conn is not None:
+            return True
+        conn = await self.db.engine.connect()
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                  {"k": _lock_key(self.service)})).scalar()
+        await conn.commit()
+        if got:
+            self._lock_conn = conn
+            return True
+        await conn.close()
+        return False
+
+    async def _drop_leadership(self) -> None:
+        if self._lock_conn is not None:
+            conn, self._lock_conn = self._lock_conn, None
+            try:
+                await conn.close()  # closing the session releases the advisory lock
+            except Exception:  # noqa: BLE001
+                log.warning("could not close relay lock connection cleanly")
+
+
+def _lock_key(service: str) -> int:
+    return zlib.crc32(f"mandet-relay:{service}".encode())
+
+
+async def outbox_backlog(db: Database) -> tuple[int, int]:
+    """(unpublished rows, dead-lettered rows) for /metrics."""
+    async with db.engine.connect() as conn:
+        pending = (await conn.execute(
+            select(func.count()).select_from(OUTBOX).where(OUTBOX.c.published_at.is_(None))
+        )).scalar_one()
+        dead = (await conn.execute(select(func.count()).select_from(OUTBOX_DEAD))).scalar_one()
+    return int(pending), int(dead)
