@@ -1,0 +1,54 @@
+"""The FastAPI app every service gets: problem+json, ops routes, metrics, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from shared import problems
+from shared.auth import Principal, Role, require
+from shared.ops import install_middleware, ops_router
+from shared.runtime import Runtime
+
+ANY_ROLE = tuple(Role)
+
+
+def service_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str,
+                manage_runtime: bool = True) -> FastAPI:
+    """A service's app. With ``manage_runtime`` its lifespan starts and stops the runtime."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
+    app.state.tokens = runtime.tokens
+    app.state.runtime = runtime
+    problems.install(app)
+    install_middleware(app, runtime.metrics)
+    app.include_router(ops_router(runtime.ready, runtime.metrics))
+    app.include_router(whoami_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def whoami_router() -> APIRouter:
+    router = APIRouter(tags=["auth"])
+
+    @router.get("/whoami")
+    async def whoami(principal: Annotated[Principal, Depends(require(*ANY_ROLE))]) -> dict:
+        """Who the bearer token says you are, and what it lets you see."""
+        return {"sub": principal.sub, "role": principal.role, "sites": sorted(principal.sites),
+                "icbs": sorted(principal.icbs), "pscs": sorted(principal.pscs)}
+
+    return router

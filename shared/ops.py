@@ -1,0 +1,100 @@
+"""Operations endpoints and middleware every service gets: health, readiness, metrics.
+
+``/healthz`` answers while the process lives; ``/readyz`` checks the database and the bus;
+``/metrics`` exposes Prometheus text from the service's own registry (four services share one
+process in embedded mode, so nothing uses the global default registry).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared import logs
+from shared.problems import problem_response
+
+
+class ServiceMetrics:
+    """Per-service Prometheus registry with HTTP and pipeline figures."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        self.requests = Counter("http_requests_total", "HTTP requests",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("http_request_seconds", "HTTP request latency",
+                                 ["method", "route"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
+        self.pipeline = PipelineGauges()
+        self.registry.register(self.pipeline)
+
+
+class PipelineGauges(Collector):
+    """Gauges refreshed by the runtime's background loop (reads are async; scrapes are not)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[str, float, dict[str, str]]] = {}
+        self._help: dict[str, str] = {}
+
+    def set(self, name: str, help_text: str, value: float, **labels: str) -> None:
+        self.values[name + repr(sorted(labels.items()))] = (name, value, labels)
+        self._help[name] = help_text
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, value, labels in self.values.values():
+            fam = families.get(name)
+            if fam is None:
+                fam = GaugeMetricFamily(name, self._help[name], labels=sorted(labels))
+                families[name] = fam
+            fam.add_metric([labels[k] for k in sorted(labels)], value)
+        return list(families.values())
+
+
+def ops_router(ready: Callable[[], Awaitable[dict[str, str]]], metrics: ServiceMetrics
+               ) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> Any:
+        checks = await ready()
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(request, 503, "Service Unavailable",
+                                "a dependency is not reachable", checks=checks)
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def install_middleware(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                      ) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            logs.request_id.reset(token)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
+        response.headers["x-request-id"] = rid
+        return response
