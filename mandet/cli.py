@@ -1,0 +1,123 @@
+"""``mandet``: run the platform, one service, a worker, migrations, or issue a token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from shared import logs
+from shared.auth import Role, TokenService
+from shared.settings import DEV_PLACEHOLDER, CommonSettings, load_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logs.configure(CommonSettings().log_level)
+    args.func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mandet", description=__doc__)
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    run = sub.add_parser("run", help="embedded default: all services, one process, SQLite")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.set_defaults(func=_run)
+
+    serve = sub.add_parser("serve", help="one service's HTTP API (scale path)")
+    serve.add_argument("service")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="one service's outbox relay and consumers, no HTTP")
+    worker.add_argument("service")
+    worker.set_defaults(func=_worker)
+
+    migrate = sub.add_parser("migrate", help="bring one service's database to the latest schema")
+    migrate.add_argument("service")
+    migrate.set_defaults(func=_migrate)
+
+    token = sub.add_parser("token", help="issue a signed bearer token")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--sub", default=None, help="who the token is for")
+    token.add_argument("--site", action="append", default=[], help="site id in scope")
+    token.add_argument("--icb", action="append", default=[], help="ICB ODS code in scope")
+    token.add_argument("--psc", action="append", default=[], help="PSC code in scope")
+    token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
+    token.set_defaults(func=_token)
+    return p
+
+
+def _run(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from mandet.embedded import SERVICES, create_embedded_app
+
+    settings = CommonSettings()
+    base = f"http://{args.host}:{args.port}"
+    print(f"mandet embedded: SQLite files under {settings.data_dir.resolve()}, in-process bus")
+    for name in SERVICES:
+        print(f"  {name:9} {base}/{name}   docs: {base}/{name}/docs")
+    if settings.jwt_secret.get_secret_value() == DEV_PLACEHOLDER:
+        dev = TokenService(DEV_PLACEHOLDER, settings.jwt_issuer).issue("dev", Role.ADMIN)
+        print(f"  dev admin token (24 h):\n    {dev}")
+    print("  more tokens: mandet token --role psc --psc SW")
+    uvicorn.run(create_embedded_app(), host=args.host, port=args.port, log_config=None)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from mandet.embedded import service_module
+
+    module = service_module(args.service)
+    app = module.create_app(module.bootstrap())
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from mandet.embedded import service_module
+
+    runtime = service_module(args.service).bootstrap()
+    asyncio.run(_run_until_signalled(runtime))
+
+
+async def _run_until_signalled(runtime: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start(relay=True, consumers=True)
+    print(f"mandet worker {runtime.service}: relay and {len(runtime.consumers)} consumer(s) up",
+          flush=True)
+    await stop.wait()
+    await runtime.stop()
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from mandet.embedded import service_module
+    from shared.migrations import upgrade
+
+    runtime = service_module(args.service).bootstrap()
+
+    async def go() -> None:
+        await upgrade(runtime.db, runtime.migrations)
+        await runtime.db.dispose()
+
+    asyncio.run(go())
+    print(f"{args.service}: database at head")
+
+
+def _token(args: argparse.Namespace) -> None:
+    settings = load_settings("adoption")
+    tokens = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer)
+    print(tokens.issue(args.sub or f"{args.role}-cli", args.role, sites=args.site,
+                       icbs=args.icb, pscs=args.psc, ttl_seconds=args.ttl))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Scoring's composition root."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shared.api import service_app
+from shared.bus.base import Bus
+from shared.migrations import script_location_of
+from shared.runtime import Runtime
+from shared.settings import ScoringSettings, load_settings
+from services.scoring import api
+
+NAME = "scoring"
+
+
+def bootstrap(settings: ScoringSettings | None = None, *, bus: Bus | None = None) -> Runtime:
+    settings = settings or load_settings(NAME)  # type: ignore[assignment]
+    return Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    return service_app(runtime, [api.router(runtime)], title="mandet scoring",
+                       manage_runtime=manage_runtime)
