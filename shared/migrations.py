@@ -79,6 +79,9 @@ def create_messaging_tables(op: Operations) -> None:
     op.create_index("ix_outbox_pending", "outbox", ["seq"],
                     postgresql_where=sa.text("published_at IS NULL"),
                     sqlite_where=sa.text("published_at IS NULL"))
+    op.create_index("ix_outbox_pending_key", "outbox", ["key", "seq"],
+                    postgresql_where=sa.text("published_at IS NULL"),
+                    sqlite_where=sa.text("published_at IS NULL"))
     op.create_table(
         "outbox_dead_letter",
         sa.Column("seq", SEQ, primary_key=True, autoincrement=False),

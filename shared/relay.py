@@ -7,7 +7,9 @@
   session-level advisory lock, so rows of one key are never published by two relays at once
   and per-key order holds. Standby relays poll for the lock.
 - Publish: every claimed row is sent, then each is marked published or, on failure, given
-  ``attempts + 1``, an exponential backoff and the error text. After ``max_attempts`` the row
+  ``attempts + 1``, one exponential backoff for the whole failed batch, and the error text.
+  A row is not claimed while an older row of its key is backing off or leased, so a retried
+  row is never overtaken by a younger row of the same key. After ``max_attempts`` the row
   moves to ``outbox_dead_letter`` with the reason; nothing is dropped silently.
 - A publish that timed out may still have been written: the row is retried and the event can
   arrive twice. Consumers' inboxes make that harmless.
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus.base import Bus, Record
@@ -102,10 +105,19 @@ class OutboxRelay:
 
     async def _claim(self) -> Sequence[Row]:
         now = utcnow()
+        earlier = aliased(OUTBOX)
+        waiting_behind = (  # an older row of the same key is backing off or leased elsewhere
+            select(earlier.c.seq)
+            .where(earlier.c.key == OUTBOX.c.key, earlier.c.seq < OUTBOX.c.seq,
+                   earlier.c.published_at.is_(None))
+            .where((earlier.c.next_attempt_at > now) | (earlier.c.lease_until >= now))
+            .exists()
+        )
         due = (
             select(OUTBOX.c.seq)
             .where(OUTBOX.c.published_at.is_(None), OUTBOX.c.next_attempt_at <= now)
             .where((OUTBOX.c.lease_until.is_(None)) | (OUTBOX.c.lease_until < now))
+            .where(~waiting_behind)
             .order_by(OUTBOX.c.seq)
             .limit(self.batch_size)
         )
@@ -127,6 +139,7 @@ class OutboxRelay:
         now = utcnow()
         ok = [r.seq for r, err in zip(rows, results, strict=True) if err is None]
         failed = [(r, err) for r, err in zip(rows, results, strict=True) if err is not None]
+        retry_at = now + backoff(max((r.attempts for r, _ in failed), default=0) + 1)
         async with self.db.engine.begin() as conn:
             if ok:
                 await conn.execute(
@@ -134,14 +147,15 @@ class OutboxRelay:
                     .values(published_at=now, lease_until=None)
                 )
             for row, err in failed:
-                await self._record_failure(conn, row, err, now)
+                await self._record_failure(conn, row, err, now, retry_at)
         self.published_total += len(ok)
         if failed:
             log.warning("relay publish failed for %d of %d rows: %s", len(failed), len(rows),
                         failed[0][1], extra={"service": self.service})
 
     async def _record_failure(
-        self, conn: AsyncConnection, row: Row, err: BaseException, now: datetime
+        self, conn: AsyncConnection, row: Row, err: BaseException, now: datetime,
+        retry_at: datetime,
     ) -> None:
         attempts = row.attempts + 1
         reason = f"{type(err).__name__}: {err}"[:2000]
@@ -157,7 +171,7 @@ class OutboxRelay:
             return
         await conn.execute(
             update(OUTBOX).where(OUTBOX.c.seq == row.seq).values(
-                attempts=attempts, next_attempt_at=now + backoff(attempts),
+                attempts=attempts, next_attempt_at=retry_at,
                 lease_until=None, last_error=reason)
         )
 
