@@ -32,7 +32,7 @@ def make_bus(settings: CommonSettings, client_id: str) -> Bus:
         return MemoryBus(partitions=settings.kafka_partitions)
     return KafkaBus(settings.kafka_bootstrap, enable_idempotence=settings.kafka_enable_idempotence,
                     partitions=settings.kafka_partitions, topics=topics.ALL_TOPICS,
-                    client_id=client_id)
+                    client_id=client_id, topic_prefix=settings.kafka_topic_prefix)
 
 
 class Runtime:

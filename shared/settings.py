@@ -28,6 +28,7 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_enable_idempotence: bool = True
     kafka_partitions: int = Field(default=6, ge=1, le=1024)
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     jwt_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
     jwt_issuer: str = "mandet"
     log_level: str = "INFO"
@@ -71,6 +72,9 @@ class IngestSettings(CommonSettings):
 class AdoptionSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="ADOPTION_", extra="ignore")
     load_reference_data: bool = True
+    load_care_homes: bool = True  # the 728 shipped homes, when the register is empty
+    max_upload_bytes: int = Field(default=5_000_000, ge=1_000, le=100_000_000)
+    max_upload_rows: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
 class ScoringSettings(CommonSettings):

@@ -4,6 +4,8 @@ Offsets are committed only by the consumer runner after its database transaction
 never automatically. ``enable_idempotence`` is a setting: on for Apache Kafka, off for
 brokers that lack InitProducerId (Tansu, used by the test suite). Correctness never depends
 on it: the outbox relay may publish a record twice and the consumer inbox absorbs that.
+``topic_prefix`` namespaces topics and consumer groups (one cluster, several environments);
+services and messages only ever see the logical topic names.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class KafkaBus(Bus):
         topics: Sequence[str] = (),
         client_id: str = "mandet",
         request_timeout_ms: int = 15_000,
+        topic_prefix: str = "",
     ) -> None:
         self.bootstrap = bootstrap
+        self.prefix = topic_prefix
         self.partitions = partitions
         self._topics = tuple(topics)
         self._client_id = client_id
@@ -64,7 +68,8 @@ class KafkaBus(Bus):
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            new = [NewTopic(n, self.partitions, 1) for n in names if n not in existing]
+            wanted = [self.prefix + n for n in names]
+            new = [NewTopic(n, self.partitions, 1) for n in wanted if n not in existing]
             if new:
                 try:
                     await admin.create_topics(new)
@@ -80,7 +85,8 @@ class KafkaBus(Bus):
             try:
                 futures.append(
                     await self._producer.send(
-                        r.topic, r.value, key=r.key.encode(), headers=list(r.headers)
+                        self.prefix + r.topic, r.value, key=r.key.encode(),
+                        headers=list(r.headers),
                     )
                 )
             except Exception as exc:  # noqa: BLE001 - reported per record to the relay
@@ -89,7 +95,7 @@ class KafkaBus(Bus):
         return [res if isinstance(res, BaseException) else None for res in results]
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id)
+        return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix)
 
 
 def _failed(exc: BaseException) -> asyncio.Future[None]:
@@ -99,11 +105,13 @@ def _failed(exc: BaseException) -> asyncio.Future[None]:
 
 
 class _KafkaConsumer(Consumer):
-    def __init__(self, bootstrap: str, group: str, topics: tuple[str, ...], client_id: str):
+    def __init__(self, bootstrap: str, group: str, topics: tuple[str, ...], client_id: str,
+                 prefix: str = ""):
+        self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *(prefix + t for t in topics),
             bootstrap_servers=bootstrap,
-            group_id=group,
+            group_id=prefix + group,
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -123,7 +131,7 @@ class _KafkaConsumer(Consumer):
         )
         return [
             Message(
-                tp.topic,
+                tp.topic.removeprefix(self._prefix),
                 tp.partition,
                 m.offset,
                 m.key.decode() if m.key is not None else None,
@@ -136,7 +144,7 @@ class _KafkaConsumer(Consumer):
 
     async def commit(self, messages: Sequence[Message]) -> None:
         offsets = {
-            TopicPartition(t, p): offset + 1
+            TopicPartition(self._prefix + t, p): offset + 1
             for (t, p), offset in last_per_partition(messages).items()
         }
         if offsets:
