@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.scoring import api
 from shared.api import service_app
 from shared.bus.base import Bus
 from shared.migrations import script_location_of
 from shared.runtime import Runtime
 from shared.settings import ScoringSettings, load_settings
-from services.scoring import api
 
 NAME = "scoring"
 
