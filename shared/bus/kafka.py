@@ -37,28 +37,32 @@ class KafkaBus(Bus):
         self.partitions = partitions
         self._topics = tuple(topics)
         self._client_id = client_id
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=enable_idempotence,
-            linger_ms=2,
-            request_timeout_ms=request_timeout_ms,
-        )
-        self._started = False
+        self._producer_options = {
+            "bootstrap_servers": bootstrap, "client_id": client_id, "acks": "all",
+            "enable_idempotence": enable_idempotence, "linger_ms": 2,
+            "request_timeout_ms": request_timeout_ms,
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # aiokafka clients bind to the running loop, so they are built here, not in __init__.
         await self.ensure_topics(self._topics)
+        self._producer = AIOKafkaProducer(**self._producer_options)
         await self._producer.start()
-        self._started = True
 
     async def stop(self) -> None:
-        if self._started:
+        if self._producer is not None:
             await self._producer.stop()
-            self._started = False
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.start() has not been awaited")
+        return self._producer
 
     async def ping(self) -> None:
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=5)
+        await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=5)
 
     async def ensure_topics(self, names: Sequence[str]) -> None:
         """Create missing topics with the configured partition count (idempotent)."""
@@ -84,7 +88,7 @@ class KafkaBus(Bus):
         for r in records:
             try:
                 futures.append(
-                    await self._producer.send(
+                    await self.producer.send(
                         self.prefix + r.topic, r.value, key=r.key.encode(),
                         headers=list(r.headers),
                     )
@@ -108,18 +112,16 @@ class _KafkaConsumer(Consumer):
     def __init__(self, bootstrap: str, group: str, topics: tuple[str, ...], client_id: str,
                  prefix: str = ""):
         self._prefix = prefix
-        self._consumer = AIOKafkaConsumer(
-            *(prefix + t for t in topics),
-            bootstrap_servers=bootstrap,
-            group_id=prefix + group,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=6_000,
-            heartbeat_interval_ms=1_500,
-        )
+        self._topics = tuple(prefix + t for t in topics)
+        self._options = {
+            "bootstrap_servers": bootstrap, "group_id": prefix + group, "client_id": client_id,
+            "enable_auto_commit": False, "auto_offset_reset": "earliest",
+            "session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_500,
+        }
+        self._consumer: AIOKafkaConsumer = None  # type: ignore[assignment]
 
     async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(*self._topics, **self._options)
         await self._consumer.start()
 
     async def stop(self) -> None:
