@@ -1,0 +1,113 @@
+"""One behaviour suite for every bus adapter (memory, Kafka over a real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from shared.bus.base import Bus, Message, Record
+from shared.bus.kafka import KafkaBus
+from shared.bus.memory import MemoryBus
+
+PARTITIONS = 3
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.e2e)])
+async def bus(request):
+    topic = f"contract-{uuid.uuid4().hex[:10]}"
+    if request.param == "memory":
+        adapter: Bus = MemoryBus(partitions=PARTITIONS)
+    else:
+        broker = request.getfixturevalue("broker")
+        adapter = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=PARTITIONS,
+                           topics=[topic])
+    await adapter.start()
+    adapter.test_topic = topic  # type: ignore[attr-defined]
+    yield adapter
+    await adapter.stop()
+
+
+async def drain(consumer, expected: int, timeout: float = 30.0) -> list[Message]:
+    """Collect until ``expected`` messages arrived (or the deadline passed)."""
+    got: list[Message] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(got) < expected and asyncio.get_running_loop().time() < deadline:
+        got.extend(await consumer.getmany(max_records=500, timeout=0.5))
+    return got
+
+
+async def quiet(consumer, seconds: float = 1.5) -> list[Message]:
+    """Whatever arrives within ``seconds`` (used to show that nothing does)."""
+    got: list[Message] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        got.extend(await consumer.getmany(max_records=500, timeout=0.3))
+    return got
+
+
+def records(topic: str, keys: int, per_key: int) -> list[Record]:
+    return [Record(topic, f"k{k}", f"k{k}:{i}".encode()) for i in range(per_key)
+            for k in range(keys)]
+
+
+async def test_publish_acknowledges_every_record(bus):
+    results = await bus.publish(records(bus.test_topic, 4, 5))
+    assert results == [None] * 20
+
+
+async def test_new_group_reads_everything_in_order_per_key(bus):
+    await bus.publish(records(bus.test_topic, 5, 20))
+    consumer = bus.consumer(f"g-{uuid.uuid4().hex[:6]}", [bus.test_topic])
+    await consumer.start()
+    got = await drain(consumer, 100)
+    await consumer.stop()
+    assert len(got) == 100
+    for k in range(5):
+        seen = [int(m.value.split(b":")[1]) for m in got if m.key == f"k{k}"]
+        assert seen == list(range(20))
+        assert len({m.partition for m in got if m.key == f"k{k}"}) == 1
+
+
+async def test_uncommitted_messages_are_delivered_again(bus):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    await bus.publish(records(bus.test_topic, 2, 5))
+    first = bus.consumer(group, [bus.test_topic])
+    await first.start()
+    assert len(await drain(first, 10)) == 10
+    await first.stop()  # crashed before committing
+    second = bus.consumer(group, [bus.test_topic])
+    await second.start()
+    again = await drain(second, 10)
+    await second.stop()
+    assert sorted(m.value for m in again) == sorted(r.value for r in records(bus.test_topic, 2, 5))
+
+
+async def test_committed_messages_are_not_delivered_again(bus):
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    await bus.publish(records(bus.test_topic, 2, 5))
+    first = bus.consumer(group, [bus.test_topic])
+    await first.start()
+    got = await drain(first, 10)
+    await first.commit(got)
+    await first.stop()
+    await bus.publish([Record(bus.test_topic, "k9", b"after")])
+    second = bus.consumer(group, [bus.test_topic])
+    await second.start()
+    later = await drain(second, 1)
+    later += await quiet(second, 1.0)
+    await second.stop()
+    assert [m.value for m in later] == [b"after"]
+
+
+async def test_each_group_gets_its_own_copy(bus):
+    await bus.publish(records(bus.test_topic, 3, 3))
+    a = bus.consumer(f"a-{uuid.uuid4().hex[:6]}", [bus.test_topic])
+    b = bus.consumer(f"b-{uuid.uuid4().hex[:6]}", [bus.test_topic])
+    await a.start()
+    await b.start()
+    got_a, got_b = await drain(a, 9), await drain(b, 9)
+    await a.stop()
+    await b.stop()
+    assert len(got_a) == len(got_b) == 9

@@ -1,0 +1,209 @@
+"""One behaviour suite for the outbox, relay, inbox and consumer loop on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from shared.bus.base import Record
+from shared.bus.memory import MemoryBus
+from shared.consumer import ConsumerRunner
+from shared.db import Database
+from shared.events import SiteRegistered, decode, encode, wrap
+from shared.inbox import CONSUMER_DEAD, INBOX, first_time
+from shared.migrations import upgrade
+from shared.outbox import OUTBOX, OUTBOX_DEAD, add_events
+from shared.relay import OutboxRelay
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "scoring" / "migrations"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def db(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    database = Database(url)
+    await upgrade(database, MIGRATIONS)
+    yield database
+    await database.dispose()
+
+
+def site(n: int, icb: str = "QJK") -> SiteRegistered:
+    return SiteRegistered(site_id=f"1-{n}", revision=1, name=f"Home {n}", setting_type="care_home",
+                          icb_code=icb, psc_code="SW", region="South West")
+
+
+class FlakyBus(MemoryBus):
+    """Fails the first ``failures`` publish calls, then behaves."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(partitions=3)
+        self.failures = failures
+        self.calls = 0
+
+    async def publish(self, records: Sequence[Record]) -> list[BaseException | None]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            return [ConnectionError("broker unreachable") for _ in records]
+        return await super().publish(records)
+
+
+async def count(db: Database, table) -> int:
+    async with db.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def published_values(bus: MemoryBus, topic: str = "adoption.sites") -> list[str]:
+    consumer = bus.consumer(f"probe-{uuid.uuid4().hex[:6]}", [topic])
+    await consumer.start()
+    got = await consumer.getmany(max_records=10_000, timeout=0.1)
+    return [decode(m.value).subject for m in sorted(got, key=lambda m: (m.partition, m.offset))]
+
+
+async def test_rolled_back_transaction_leaves_no_event(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await add_events(session, [site(1)], source="/test")
+            raise RuntimeError("handler failed after writing")
+    assert await count(db, OUTBOX) == 0
+
+
+async def test_relay_publishes_committed_rows_once_in_order(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(n) for n in range(10)], source="/test")
+    bus = MemoryBus(partitions=1)
+    relay = OutboxRelay(db, bus, service="test", batch_size=4)
+    assert [await relay.run_once() for _ in range(4)] == [4, 4, 2, 0]
+    assert await published_values(bus) == [f"1-{n}" for n in range(10)]
+    async with db.engine.connect() as conn:
+        pending = await conn.execute(select(func.count()).select_from(OUTBOX)
+                                     .where(OUTBOX.c.published_at.is_(None)))
+    assert pending.scalar_one() == 0
+
+
+async def test_failed_publish_is_retried_with_backoff_then_published(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(1), site(2)], source="/test")
+    bus = FlakyBus(failures=2)
+    relay = OutboxRelay(db, bus, service="test")
+    deadline = asyncio.get_running_loop().time() + 10
+    while relay.published_total < 2 and asyncio.get_running_loop().time() < deadline:
+        await relay.run_once()
+        await asyncio.sleep(0.05)
+    assert relay.published_total == 2 and bus.calls == 3
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(select(OUTBOX.c.attempts, OUTBOX.c.last_error))).all()
+    assert [r.attempts for r in rows] == [2, 2]
+    assert rows[0].last_error == "ConnectionError: broker unreachable"
+    assert sorted(await published_values(bus)) == ["1-1", "1-2"]
+
+
+async def test_row_is_dead_lettered_after_max_attempts_with_reason(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(1)], source="/test")
+    relay = OutboxRelay(db, FlakyBus(failures=1000), service="test", max_attempts=2)
+    await relay.run_once()
+    async with db.engine.begin() as conn:  # make the retry due now instead of after backoff
+        await conn.execute(OUTBOX.update().values(next_attempt_at=text("created_at")))
+    await relay.run_once()
+    assert await count(db, OUTBOX) == 0
+    async with db.engine.connect() as conn:
+        dead = (await conn.execute(select(OUTBOX_DEAD))).one()
+    assert dead.attempts == 2 and dead.reason == "ConnectionError: broker unreachable"
+
+
+async def test_inbox_admits_an_event_once_per_consumer(db):
+    event_id = uuid.uuid4()
+    async with db.transaction() as session:
+        assert await first_time(session, "reports", event_id) is True
+        assert await first_time(session, "reports", event_id) is False
+        assert await first_time(session, "ingest", event_id) is True
+    assert await count(db, INBOX) == 2
+
+
+async def _run_consumer(db: Database, bus: MemoryBus, handler, expected_applied: int,
+                        name: str = "contract") -> ConsumerRunner:
+    runner = ConsumerRunner(db, bus, name=name,
+                            handlers={SiteRegistered.TYPE: ("adoption.sites", handler)},
+                            max_attempts=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    deadline = asyncio.get_running_loop().time() + 10
+    while (runner.stats.applied + runner.stats.dead_letters < expected_applied
+           and asyncio.get_running_loop().time() < deadline):
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    return runner
+
+
+async def test_redelivered_event_changes_nothing(db):
+    bus = MemoryBus(partitions=1)
+    raw = encode(wrap(site(1), source="/test"))
+    await bus.publish([Record("adoption.sites", "1-1", raw), Record("adoption.sites", "1-1", raw)])
+    effects: list[str] = []
+
+    async def handler(session, envelope, event):
+        effects.append(event.site_id)
+
+    runner = await _run_consumer(db, bus, handler, expected_applied=1)
+    assert effects == ["1-1"]
+    assert (runner.stats.applied, runner.stats.duplicates) == (1, 1)
+
+
+async def test_poison_message_is_dead_lettered_and_the_rest_applied(db):
+    bus = MemoryBus(partitions=1)
+    await bus.publish([Record("adoption.sites", "1-1", encode(wrap(site(1), source="/t"))),
+                       Record("adoption.sites", "1-2", encode(wrap(site(2), source="/t"))),
+                       Record("adoption.sites", "1-3", encode(wrap(site(3), source="/t")))])
+    effects: list[str] = []
+
+    async def handler(session, envelope, event):
+        if event.site_id == "1-2":
+            raise RuntimeError("cannot apply 1-2")
+        effects.append(event.site_id)
+
+    runner = await _run_consumer(db, bus, handler, expected_applied=3)
+    # The batch attempt ran 1-1 then failed on 1-2 and rolled back; each message then ran alone.
+    assert effects == ["1-1", "1-1", "1-3"]
+    assert runner.stats.dead_letters == 1
+    async with db.engine.connect() as conn:
+        dead = (await conn.execute(select(CONSUMER_DEAD))).one()
+        inboxed = (await conn.execute(select(INBOX.c.event_id))).scalars().all()
+    assert dead.reason == "RuntimeError: cannot apply 1-2" and dead.event_type == "SiteRegistered"
+    assert len(inboxed) == 2  # the poison event's inbox row rolled back with its failed effect
+
+
+async def test_unreadable_message_is_dead_lettered_not_retried(db):
+    bus = MemoryBus(partitions=1)
+    await bus.publish([Record("adoption.sites", "x", b"not json")])
+    runner = await _run_consumer(db, bus, lambda *a: None, expected_applied=1)
+    assert runner.stats.dead_letters == 1
+
+
+async def test_younger_row_waits_while_an_older_row_of_its_key_backs_off(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(1)], source="/test")
+    bus = FlakyBus(failures=1)
+    relay = OutboxRelay(db, bus, service="test")
+    assert await relay.run_once() == 1  # fails, backs off
+    async with db.transaction() as session:
+        await add_events(session, [SiteRegistered(**{**site(1).model_dump(), "revision": 2}),
+                                   site(2)], source="/test")
+    assert await relay.run_once() == 1  # only 1-2: the younger 1-1 row waits its turn
+    async with db.engine.begin() as conn:
+        await conn.execute(OUTBOX.update().values(next_attempt_at=text("created_at")))
+    assert await relay.run_once() == 2
+    consumer = bus.consumer("probe", ["adoption.sites"])
+    await consumer.start()
+    got = await consumer.getmany(max_records=10, timeout=0.1)
+    revisions = [decode(m.value).data["revision"] for m in got if m.key == "1-1"]
+    assert revisions == [1, 2]
