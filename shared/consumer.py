@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared import logs
 from shared.bus.base import Bus, Message
 from shared.db import Database
 from shared.events import Envelope, Event, UnknownEvent, decode, parse
@@ -103,11 +104,15 @@ class ConsumerRunner:
         if route is None:
             return  # not an event this consumer cares about
         event = parse(envelope)
-        if await first_time(session, self.name, envelope.id):
-            await route[1](session, envelope, event)
-            self.stats.applied += 1
-        else:
-            self.stats.duplicates += 1
+        token = logs.event_id.set(str(envelope.id))  # every log line in the handler carries it
+        try:
+            if await first_time(session, self.name, envelope.id):
+                await route[1](session, envelope, event)
+                self.stats.applied += 1
+            else:
+                self.stats.duplicates += 1
+        finally:
+            logs.event_id.reset(token)
 
     async def _one_by_one(self, batch: Sequence[Message]) -> None:
         for message in batch:
