@@ -1,19 +1,27 @@
-"""Typed settings, one class per service, validated at start-up.
+"""Typed settings, one class per service, validated once at start-up.
 
-Defaults give the embedded mode (SQLite files under ``./data``, the in-process bus, dev
-secrets). Outside ``MANDET_ENV=dev`` a placeholder secret is refused, so a production
-deployment cannot start with the development signing key.
+Sources, highest first: explicit arguments, ``<SERVICE>_X`` (e.g. ``INGEST_DATABASE_URL``),
+``MANDET_X`` (every service), the default. Defaults give the embedded mode (SQLite files
+under ``./data``, the in-process bus, dev secrets). Outside ``env=dev`` a placeholder, empty or
+short (< 32 characters) secret is refused, so production cannot start with the dev key.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEV_PLACEHOLDER = "dev-only-change-me"  # noqa: S105 - a placeholder, refused outside dev
+MIN_SECRET_CHARS = 32
 
 
 class CommonSettings(BaseSettings):
@@ -29,6 +37,7 @@ class CommonSettings(BaseSettings):
     kafka_enable_idempotence: bool = True
     kafka_partitions: int = Field(default=6, ge=1, le=1024)
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    kafka_replication_factor: int = Field(default=1, ge=1, le=7)
     jwt_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
     jwt_issuer: str = "mandet"
     log_level: str = "INFO"
@@ -40,12 +49,26 @@ class CommonSettings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=1000)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        common = EnvSettingsSource(settings_cls, env_prefix="MANDET_")
+        return (init_settings, env_settings, common, dotenv_settings, file_secret_settings)
+
     @model_validator(mode="after")
-    def _refuse_placeholders_outside_dev(self) -> CommonSettings:
+    def _refuse_weak_secrets_outside_dev(self) -> CommonSettings:
         if self.env != "dev":
             for name, value in self._secrets().items():
-                if value.get_secret_value() == DEV_PLACEHOLDER or not value.get_secret_value():
-                    raise ValueError(f"{name} must be set to a real secret when env={self.env}")
+                secret = value.get_secret_value()
+                if secret == DEV_PLACEHOLDER or len(secret) < MIN_SECRET_CHARS:
+                    raise ValueError(f"{name} must be a real secret of at least "
+                                     f"{MIN_SECRET_CHARS} characters when env={self.env}")
         return self
 
     def _secrets(self) -> dict[str, SecretStr]:
@@ -67,22 +90,50 @@ class IngestSettings(CommonSettings):
     pseudonym_key: SecretStr = SecretStr(DEV_PLACEHOLDER)
     max_future_minutes: int = Field(default=5, ge=0, le=120)
     max_age_days: int = Field(default=30, ge=1, le=3650)
+    fhir_site_extension: str = "https://fhir.mandet.example/StructureDefinition/site-id"
 
 
 class AdoptionSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="ADOPTION_", extra="ignore")
     load_reference_data: bool = True
-    load_care_homes: bool = True  # the 728 shipped homes, when the register is empty
+    # The 728 shipped sample homes (Devon and Somerset, 2021), loaded into an empty register.
+    # None = only in the embedded default (SQLite, no database_url); a deployment opts in.
+    load_care_homes: bool | None = None
     max_upload_bytes: int = Field(default=5_000_000, ge=1_000, le=100_000_000)
     max_upload_rows: int = Field(default=20_000, ge=1, le=1_000_000)
 
 
 class ScoringSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore")
+    # The area's escalation wording, band -> text, e.g. SCORING_ESCALATION_WORDING=
+    # '{"high": "Call 999 ..."}' (JSON: pydantic-settings parses dict fields as JSON). Bands
+    # left out keep the default wording; the band logic itself is fixed.
+    escalation_wording: dict[Literal["low", "low-medium", "medium", "high"], str] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _wording_is_text(self) -> ScoringSettings:
+        for band, text in self.escalation_wording.items():
+            if not text.strip() or "\x00" in text:
+                raise ValueError(f"escalation_wording[{band!r}] must be non-empty text")
+        return self
+
+
+class AmbitionTargets(BaseModel):
+    """QART ambitions in percent: >= 3 (decision), >= 5 (adoption), = 7 (sustained)."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Decimal = Field(default=Decimal(95), ge=0, le=100, allow_inf_nan=False)
+    adoption: Decimal = Field(default=Decimal(85), ge=0, le=100, allow_inf_nan=False)
+    sustained: Decimal = Field(default=Decimal(40), ge=0, le=100, allow_inf_nan=False)
 
 
 class ReportsSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="REPORTS_", extra="ignore")
+    # The earliest quarter the views materialise (later stages still see earlier records).
+    first_quarter: str = Field(default="2021/22 Q1", pattern=r"^[0-9]{4}/[0-9]{2} Q[1-4]$")
+    # Per programme code (JSON in the environment); programmes not listed get the defaults.
+    ambitions: dict[str, AmbitionTargets] = Field(default_factory=dict)
 
 
 SERVICE_SETTINGS: dict[str, type[CommonSettings]] = {
@@ -94,8 +145,5 @@ SERVICE_SETTINGS: dict[str, type[CommonSettings]] = {
 
 
 def load_settings(service: str, **overrides: object) -> CommonSettings:
-    """Service settings: ``<SERVICE>_X`` beats ``MANDET_X`` beats the default."""
-    common = CommonSettings().model_dump()
-    cls = SERVICE_SETTINGS[service]
-    own = {k: v for k, v in cls().model_dump(exclude_unset=True).items()}
-    return cls.model_validate({**common, **own, **overrides})
+    """Service settings: arguments beat ``<SERVICE>_X`` beat ``MANDET_X`` beat the default."""
+    return SERVICE_SETTINGS[service](**overrides)
