@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.dialect import is_sqlite, make_engine
+from shared.dialect import is_sqlite, make_engine, supports_advisory_locks
 
 
 class Database:
@@ -36,6 +37,22 @@ class Database:
         """A session whose work commits on success and rolls back on any exception."""
         async with self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run a block in one process at a time across everything sharing this database."""
+        if not supports_advisory_locks(self.dialect):
+            yield
+            return
+        key = zlib.crc32(f"mandet:{name}".encode())
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                await conn.commit()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

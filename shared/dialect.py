@@ -65,6 +65,11 @@ def upsert(table: Table, dialect_name: str, index: list[str], values: dict[str, 
     return stmt.on_conflict_do_update(index_elements=index, set_=update)
 
 
+def supports_advisory_locks(dialect_name: str) -> bool:
+    """PostgreSQL serialises work across processes with advisory locks; SQLite has one writer."""
+    return dialect_name == "postgresql"
+
+
 def supports_skip_locked(dialect_name: str) -> bool:
     """SQLite has one writer at a time, so there is nothing to skip."""
     return dialect_name == "postgresql"
@@ -79,6 +84,20 @@ def upsert_if_newer(table: Table, dialect_name: str, index: list[str], values: d
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
     stmt = mod.insert(table).values(**values)
     update = {k: stmt.excluded[k] for k in values if k not in index}
+    return stmt.on_conflict_do_update(
+        index_elements=index, set_=update, where=table.c[version] < stmt.excluded[version]
+    )
+
+
+def upsert_many_if_newer(table: Table, dialect_name: str, index: list[str], columns: list[str],
+                         version: str) -> Insert:
+    """``upsert_if_newer`` without bound values, for executemany with a list of rows.
+
+    PostgreSQL refuses to update one row twice in one statement: give each key once.
+    """
+    mod = sqlite if dialect_name.startswith("sqlite") else postgresql
+    stmt = mod.insert(table)
+    update = {k: stmt.excluded[k] for k in columns if k not in index}
     return stmt.on_conflict_do_update(
         index_elements=index, set_=update, where=table.c[version] < stmt.excluded[version]
     )

@@ -32,7 +32,8 @@ def make_bus(settings: CommonSettings, client_id: str) -> Bus:
         return MemoryBus(partitions=settings.kafka_partitions)
     return KafkaBus(settings.kafka_bootstrap, enable_idempotence=settings.kafka_enable_idempotence,
                     partitions=settings.kafka_partitions, topics=topics.ALL_TOPICS,
-                    client_id=client_id, topic_prefix=settings.kafka_topic_prefix)
+                    client_id=client_id, topic_prefix=settings.kafka_topic_prefix,
+                    replication_factor=settings.kafka_replication_factor)
 
 
 class Runtime:
@@ -67,8 +68,9 @@ class Runtime:
         await upgrade(self.db, self.migrations)
         if self.owns_bus:
             await self.bus.start()
-        for step in self.startup_steps:
-            await step()
+        async with self.db.exclusive(f"{self.service}:startup"):  # e.g. load reference data once
+            for step in self.startup_steps:
+                await step()
         self._stop.clear()
         if self.settings.run_relay if relay is None else relay:
             self._spawn(self.relay.run(self._stop), "relay")
