@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from typing import Any
 
+import uvicorn
+
 from shared import logs
 from shared.auth import Role, TokenService
-from shared.settings import DEV_PLACEHOLDER, CommonSettings, load_settings
+from shared.settings import DEV_PLACEHOLDER, SERVICE_SETTINGS, CommonSettings, load_settings
+
+SERVICE_NAMES = tuple(SERVICE_SETTINGS)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logs.configure(CommonSettings().log_level)
+    service = getattr(args, "service", None)
+    logs.configure((load_settings(service) if service in SERVICE_NAMES else CommonSettings())
+                   .log_level)
     args.func(args)
 
 
@@ -33,13 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_serve)
 
-    worker = sub.add_parser("worker", help="one service's outbox relay and consumers, no HTTP")
+    worker = sub.add_parser("worker", help="one service's outbox relay and consumers, no API")
     worker.add_argument("service")
+    worker.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all
+    worker.add_argument("--port", type=int, default=None,
+                        help="serve /healthz, /readyz and /metrics on this port")
     worker.set_defaults(func=_worker)
 
     migrate = sub.add_parser("migrate", help="bring one service's database to the latest schema")
     migrate.add_argument("service")
     migrate.set_defaults(func=_migrate)
+
+    sites = sub.add_parser("sites-load", help="bulk load the site register from a CSV or XLSX"
+                           " shaped like care_homes.csv (progress bar, per-row report)")
+    sites.add_argument("file")
+    sites.add_argument("--dry-run", action="store_true", help="judge every row, write nothing")
+    sites.set_defaults(func=_sites_load)
 
     token = sub.add_parser("token", help="issue a signed bearer token")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -53,8 +69,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from mandet.embedded import SERVICES, create_embedded_app
 
     settings = CommonSettings()
@@ -70,8 +84,6 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from mandet.embedded import service_module
 
     module = service_module(args.service)
@@ -83,18 +95,33 @@ def _worker(args: argparse.Namespace) -> None:
     from mandet.embedded import service_module
 
     runtime = service_module(args.service).bootstrap()
-    asyncio.run(_run_until_signalled(runtime))
+    asyncio.run(_run_until_signalled(runtime, args.host, args.port))
 
 
-async def _run_until_signalled(runtime: Any) -> None:
+class _OpsServer(uvicorn.Server):
+    def capture_signals(self):  # type: ignore[no-untyped-def,override]
+        return contextlib.nullcontext()  # the worker owns SIGTERM/SIGINT
+
+
+async def _run_until_signalled(runtime: Any, host: str, port: int | None) -> None:
+    from shared.api import ops_app
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start(relay=True, consumers=True)
+    ops = None
+    if port is not None:
+        ops = _OpsServer(uvicorn.Config(ops_app(runtime), host=host, port=port,
+                                        log_config=None, lifespan="off"))
+        ops_task = asyncio.create_task(ops.serve())
     print(f"mandet worker {runtime.service}: relay and {len(runtime.consumers)} consumer(s) up",
           flush=True)
     await stop.wait()
+    if ops is not None:
+        ops.should_exit = True
+        await ops_task
     await runtime.stop()
 
 
@@ -110,6 +137,17 @@ def _migrate(args: argparse.Namespace) -> None:
 
     asyncio.run(go())
     print(f"{args.service}: database at head")
+
+
+def _sites_load(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from services.adoption.loadfile import load_file, summary_lines
+
+    report = asyncio.run(load_file(Path(args.file), dry_run=args.dry_run))
+    print("\n".join(summary_lines(report)))
+    if report.rejected:
+        raise SystemExit(1)
 
 
 def _token(args: argparse.Namespace) -> None:

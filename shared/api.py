@@ -42,6 +42,15 @@ def service_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str,
     return app
 
 
+def ops_app(runtime: Runtime) -> FastAPI:
+    """Health, readiness and metrics alone: what a worker process (no API) serves."""
+    app = FastAPI(title=f"mandet {runtime.service} worker", docs_url=None, redoc_url=None)
+    problems.install(app)
+    install_middleware(app, runtime.metrics)
+    app.include_router(ops_router(runtime.ready, runtime.metrics))
+    return app
+
+
 def whoami_router() -> APIRouter:
     router = APIRouter(tags=["auth"])
 
