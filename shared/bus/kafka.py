@@ -31,9 +31,11 @@ class KafkaBus(Bus):
         client_id: str = "mandet",
         request_timeout_ms: int = 15_000,
         topic_prefix: str = "",
+        replication_factor: int = 1,
     ) -> None:
         self.bootstrap = bootstrap
         self.prefix = topic_prefix
+        self.replication_factor = replication_factor
         self.partitions = partitions
         self._topics = tuple(topics)
         self._client_id = client_id
@@ -73,7 +75,8 @@ class KafkaBus(Bus):
         try:
             existing = set(await admin.list_topics())
             wanted = [self.prefix + n for n in names]
-            new = [NewTopic(n, self.partitions, 1) for n in wanted if n not in existing]
+            new = [NewTopic(n, self.partitions, self.replication_factor)
+                   for n in wanted if n not in existing]
             if new:
                 try:
                     await admin.create_topics(new)
