@@ -57,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     sites.add_argument("--dry-run", action="store_true", help="judge every row, write nothing")
     sites.set_defaults(func=_sites_load)
 
+    rebuild = sub.add_parser("rebuild-reports", help="rebuild the QART views, then swap them in")
+    rebuild.add_argument("--from", dest="source", choices=["history", "bus"], default="history",
+                         help="reports' own event history (default) or the bus from the start")
+    rebuild.add_argument("--into", default=None, help="fresh database URL for --from bus")
+    rebuild.add_argument("--swap", action="store_true",
+                         help="move the rebuilt SQLite file over the live one (service stopped)")
+    rebuild.set_defaults(func=_rebuild_reports)
+
     token = sub.add_parser("token", help="issue a signed bearer token")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", default=None, help="who the token is for")
@@ -77,7 +85,8 @@ def _run(args: argparse.Namespace) -> None:
     for name in SERVICES:
         print(f"  {name:9} {base}/{name}   docs: {base}/{name}/docs")
     if settings.jwt_secret.get_secret_value() == DEV_PLACEHOLDER:
-        dev = TokenService(DEV_PLACEHOLDER, settings.jwt_issuer).issue("dev", Role.ADMIN)
+        dev = TokenService(DEV_PLACEHOLDER, settings.jwt_issuer).issue("dev", Role.ADMIN,
+                                                                  ttl_seconds=24 * 3600)
         print(f"  dev admin token (24 h):\n    {dev}")
     print("  more tokens: mandet token --role psc --psc SW")
     uvicorn.run(create_embedded_app(), host=args.host, port=args.port, log_config=None)
@@ -148,6 +157,12 @@ def _sites_load(args: argparse.Namespace) -> None:
     print("\n".join(summary_lines(report)))
     if report.rejected:
         raise SystemExit(1)
+
+
+def _rebuild_reports(args: argparse.Namespace) -> None:
+    from services.reports.rebuild_command import run
+
+    print(run(load_settings("reports"), source=args.source, into=args.into, swap=args.swap))
 
 
 def _token(args: argparse.Namespace) -> None:
