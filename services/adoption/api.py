@@ -1,18 +1,24 @@
-"""Adoption HTTP routes: translate requests to handler calls, nothing more."""
+"""Adoption HTTP routes for the site register: translate requests to handler calls only."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from services.adoption import api_programmes, api_stages, sitecsv, sites
+from services.adoption.sitecsv import LoadReport
+from services.adoption.sites import SiteInput, SiteOut
+from services.adoption.uploads import OPENAPI, read_uploaded_table
 from shared.auth import Principal, Role, require
 from shared.runtime import Runtime
-from services.adoption import sites
-from services.adoption.sites import SiteInput, SiteOut
 
 READERS = (Role.PSC, Role.DASHBOARD)
 WRITERS = (Role.PSC,)
+
+
+def routers(runtime: Runtime) -> list[APIRouter]:
+    return [router(runtime), api_stages.router(runtime), api_programmes.router(runtime)]
 
 
 def router(runtime: Runtime) -> APIRouter:
@@ -32,6 +38,25 @@ def router(runtime: Runtime) -> APIRouter:
         response.status_code = 201 if outcome == "created" else 200
         response.headers["x-outcome"] = outcome
         return SiteOut.model_validate(site, from_attributes=True)
+
+    @api.post("/sites/load", response_model=LoadReport, openapi_extra=OPENAPI)
+    async def load_sites(
+        request: Request, principal: Annotated[Principal, Depends(require(*WRITERS))],
+        dry_run: bool = False,
+    ) -> LoadReport:
+        """Bulk create/update sites from a CSV or XLSX shaped like care_homes.csv; per-row report.
+
+        PSC tokens may load only sites whose ICB is in their PSC (others are rejected per row).
+        """
+        settings = runtime.settings
+        table = await read_uploaded_table(request, max_bytes=settings.max_upload_bytes,
+                                          max_rows=settings.max_upload_rows)
+        rows, refused = sitecsv.parse_sites(table)
+        async with db.transaction() as session:
+            report = await sitecsv.load_sites(session, rows, by=principal, dry_run=dry_run,
+                                              refused=refused)
+        runtime.relay.wake()
+        return report
 
     @api.get("/sites/{site_id}", response_model=SiteOut)
     async def get_site(

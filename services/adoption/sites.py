@@ -9,17 +9,18 @@ and publishes nothing.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
+from services.adoption.models import Icb, Site
 from shared.auth import Principal
 from shared.events.sites import SiteClosed, SiteFacts, SiteRegistered, SiteUpdated
 from shared.outbox import add_events
 from shared.problems import Problem
-from services.adoption.models import Icb, Site
 
 SOURCE = "/mandet/adoption"
 SITE_ID = r"^(1-[0-9]{1,12}|[A-Z0-9]{3,10})$"
@@ -59,50 +60,61 @@ class SiteOut(BaseModel):
     revision: int
 
 
+Outcome = Literal["created", "updated", "unchanged"]
 FACT_FIELDS = ("name", "setting_type", "icb_code", "psc_code", "region", "beds", "nursing",
                "opened_on", "closed_on", "successor_id")
 
 
 async def register_site(
     session: AsyncSession, data: SiteInput, *, by: Principal
-) -> tuple[Site, Literal["created", "updated", "unchanged"]]:
+) -> tuple[Site, Outcome]:
     """Create or update a site (caller commits). Publishes SiteRegistered/Updated/Closed."""
     icb = await session.get(Icb, data.icb_code)
     if icb is None:
         raise Problem(422, "Unknown ICB", errors=[{"field": "icb_code", "value": data.icb_code,
                                                    "reason": "not a known ICB ODS code"}])
-    by.require_site(data.site_id, icb.code, icb.psc_code)
-    facts = {**data.model_dump(exclude={"site_id"}), "psc_code": icb.psc_code,
-             "region": icb.region}
     site = await session.get(Site, data.site_id)
-    if site is None:
-        site = Site(site_id=data.site_id, revision=1, updated_at=_now(), **facts)
+    check_scope(data, icb, site, by)
+    site, outcome, kind = apply_facts(site, facts_of(data, icb))
+    if outcome == "created":
         session.add(site)
-        await _publish(session, SiteRegistered, site)
-        return site, "created"
-    return await _update(session, site, facts, by)
+    if kind is not None:
+        await session.flush()
+        await add_events(session, [event_of(kind, site)], source=SOURCE)
+    return site, outcome
 
 
-async def _update(session: AsyncSession, site: Site, facts: dict, by: Principal
-                  ) -> tuple[Site, Literal["updated", "unchanged"]]:
-    by.require_site(site.site_id, site.icb_code, site.psc_code)  # may not move others' sites
+def check_scope(data: SiteInput, icb: Icb, site: Site | None, by: Principal) -> None:
+    """The caller must cover the site where it is going and, if known, where it is now."""
+    by.require_site(data.site_id, icb.code, icb.psc_code)
+    if site is not None:  # may not move others' sites into one's own PSC
+        by.require_site(site.site_id, site.icb_code, site.psc_code)
+
+
+def facts_of(data: SiteInput, icb: Icb) -> dict[str, Any]:
+    """A submission's facts with the PSC and region its ICB gives."""
+    return {**data.model_dump(), "psc_code": icb.psc_code, "region": icb.region}
+
+
+def apply_facts(site: Site | None, facts: dict[str, Any]
+                ) -> tuple[Site, Outcome, type[SiteFacts] | None]:
+    """The site after `facts`, what happened, and the event to publish (None if unchanged)."""
+    if site is None:
+        site = Site(revision=1, updated_at=_now(), **facts)
+        return site, "created", SiteRegistered
     if all(getattr(site, k) == facts[k] for k in FACT_FIELDS):
-        return site, "unchanged"
+        return site, "unchanged", None
     newly_closed = site.closed_on is None and facts["closed_on"] is not None
     for k in FACT_FIELDS:
         setattr(site, k, facts[k])
     site.revision += 1
     site.updated_at = _now()
-    session.add(site)
-    await _publish(session, SiteClosed if newly_closed else SiteUpdated, site)
-    return site, "updated"
+    return site, "updated", SiteClosed if newly_closed else SiteUpdated
 
 
-async def _publish(session: AsyncSession, kind: type[SiteFacts], site: Site) -> None:
-    await session.flush()
-    event = kind(site_id=site.site_id, revision=site.revision,
-                 **{k: getattr(site, k) for k in FACT_FIELDS})
-    await add_events(session, [event], source=SOURCE)
+def event_of(kind: type[SiteFacts], site: Site) -> SiteFacts:
+    return kind(site_id=site.site_id, revision=site.revision,
+                **{k: getattr(site, k) for k in FACT_FIELDS})
 
 
 async def get_site(session: AsyncSession, site_id: str, *, by: Principal) -> Site:
@@ -120,11 +132,17 @@ async def list_sites(session: AsyncSession, *, by: Principal, icb: str | None, p
         query = query.where(Site.icb_code == icb)
     if psc:
         query = query.where(Site.psc_code == psc)
-    if not by.covers_site("", None, None):  # scoped caller: only their sites
-        query = query.where(
-            Site.site_id.in_(by.sites) | Site.icb_code.in_(by.icbs) | Site.psc_code.in_(by.pscs)
-        )
+    query = in_scope(query, by)
     return list((await session.exec(query.offset(offset).limit(limit))).all())
+
+
+def in_scope(query: SelectOfScalar, by: Principal) -> SelectOfScalar:
+    """Restrict a query over sites to the caller's scope (admin and dashboard: everything)."""
+    if by.covers_site("", None, None):
+        return query
+    return query.where(
+        Site.site_id.in_(by.sites) | Site.icb_code.in_(by.icbs) | Site.psc_code.in_(by.pscs)
+    )
 
 
 def _now() -> datetime:

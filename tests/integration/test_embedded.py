@@ -25,7 +25,7 @@ def bearer(role: Role, **scope: list[str]) -> dict[str, str]:
 
 @pytest.fixture
 async def client(tmp_path):
-    app = create_embedded_app(data_dir=tmp_path, relay_poll_seconds=0.01)
+    app = create_embedded_app(data_dir=tmp_path, relay_poll_seconds=0.01, load_care_homes=False)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
