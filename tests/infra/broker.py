@@ -179,10 +179,25 @@ class Broker:
             raise RuntimeError(f"tansu exited with {self._process.returncode}")
         return self._process
 
+    def _all_threads_stopped(self) -> bool:
+        """True once every thread is in state T (Linux); True if unknown."""
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+            states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
+        except (OSError, IndexError):
+            return True
+        return all(st in ("T", "t") for st in states)
+
     def pause(self) -> None:
-        """SIGSTOP the broker: connections stay open, nothing is answered."""
+        """SIGSTOP the broker: connections stay open, nothing is answered.
+
+        Returns once the kernel reports the process as stopped.
+        """
         self._require_process().send_signal(signal.SIGSTOP)
         self._paused = True
+        deadline = time.monotonic() + 2.0
+        while not self._all_threads_stopped() and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """SIGCONT the broker."""
