@@ -33,7 +33,8 @@ def make_bus(settings: CommonSettings, client_id: str) -> Bus:
     return KafkaBus(settings.kafka_bootstrap, enable_idempotence=settings.kafka_enable_idempotence,
                     partitions=settings.kafka_partitions, topics=topics.ALL_TOPICS,
                     client_id=client_id, topic_prefix=settings.kafka_topic_prefix,
-                    replication_factor=settings.kafka_replication_factor)
+                    replication_factor=settings.kafka_replication_factor,
+                    session_timeout_ms=settings.kafka_session_timeout_ms)
 
 
 class Runtime:

@@ -38,6 +38,7 @@ class CommonSettings(BaseSettings):
     kafka_partitions: int = Field(default=6, ge=1, le=1024)
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     kafka_replication_factor: int = Field(default=1, ge=1, le=7)
+    kafka_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
     jwt_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
     jwt_issuer: str = "mandet"
     log_level: str = "INFO"
@@ -91,6 +92,7 @@ class IngestSettings(CommonSettings):
     max_future_minutes: int = Field(default=5, ge=0, le=120)
     max_age_days: int = Field(default=30, ge=1, le=3650)
     fhir_site_extension: str = "https://fhir.mandet.example/StructureDefinition/site-id"
+    site_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 
 
 class AdoptionSettings(CommonSettings):

@@ -32,10 +32,12 @@ class KafkaBus(Bus):
         request_timeout_ms: int = 15_000,
         topic_prefix: str = "",
         replication_factor: int = 1,
+        session_timeout_ms: int = 6_000,
     ) -> None:
         self.bootstrap = bootstrap
         self.prefix = topic_prefix
         self.replication_factor = replication_factor
+        self.session_timeout_ms = session_timeout_ms
         self.partitions = partitions
         self._topics = tuple(topics)
         self._client_id = client_id
@@ -102,7 +104,8 @@ class KafkaBus(Bus):
         return [res if isinstance(res, BaseException) else None for res in results]
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix)
+        return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix,
+                              self.session_timeout_ms)
 
 
 def _failed(exc: BaseException) -> asyncio.Future[None]:
@@ -113,13 +116,15 @@ def _failed(exc: BaseException) -> asyncio.Future[None]:
 
 class _KafkaConsumer(Consumer):
     def __init__(self, bootstrap: str, group: str, topics: tuple[str, ...], client_id: str,
-                 prefix: str = ""):
+                 prefix: str = "", session_timeout_ms: int = 6_000):
         self._prefix = prefix
         self._topics = tuple(prefix + t for t in topics)
         self._options = {
             "bootstrap_servers": bootstrap, "group_id": prefix + group, "client_id": client_id,
             "enable_auto_commit": False, "auto_offset_reset": "earliest",
-            "session_timeout_ms": 6_000, "heartbeat_interval_ms": 1_500,
+            # A dead member holds its partitions for the session timeout: keep it short.
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": max(100, session_timeout_ms // 4),
         }
         self._consumer: AIOKafkaConsumer = None  # type: ignore[assignment]
 

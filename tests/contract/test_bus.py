@@ -22,7 +22,7 @@ async def bus(request):
     else:
         broker = request.getfixturevalue("broker")
         adapter = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=PARTITIONS,
-                           topics=[topic])
+                           topics=[topic], session_timeout_ms=2000)
     await adapter.start()
     adapter.test_topic = topic  # type: ignore[attr-defined]
     yield adapter

@@ -38,6 +38,7 @@ def settings_for(service: str, db_url: str, broker, prefix: str, tmp_path, **ext
     return load_settings(service, database_url=db_url, bus="kafka", env="test",
                          kafka_bootstrap=broker.bootstrap, kafka_enable_idempotence=False,
                          kafka_partitions=3, kafka_topic_prefix=prefix, jwt_secret=SECRET,
+                         kafka_session_timeout_ms=2000,
                          pseudonym_key=SECRET, data_dir=tmp_path, relay_poll_seconds=0.02,
                          **extra)
 
@@ -158,6 +159,7 @@ def _worker(reports_url: str, broker, prefix: str) -> subprocess.Popen:
            "MANDET_ENV": "test", "MANDET_JWT_SECRET": SECRET,
            "MANDET_KAFKA_BOOTSTRAP": broker.bootstrap, "MANDET_KAFKA_PARTITIONS": "3",
            "MANDET_KAFKA_ENABLE_IDEMPOTENCE": "false", "MANDET_KAFKA_TOPIC_PREFIX": prefix,
+           "MANDET_KAFKA_SESSION_TIMEOUT_MS": "2000",
            "REPORTS_CONSUMER_BATCH_SIZE": "25", "MANDET_LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "-m", "mandet.cli", "worker", "reports"], env=env,
                             stdout=subprocess.DEVNULL)
