@@ -7,6 +7,7 @@ rejected value where safe, and the reason, under the ``errors`` extension member
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +56,9 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def _safe(value: Any) -> bool:
+    """Echo short scalars only; NaN and infinity cannot be written as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200
 
 
