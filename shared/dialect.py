@@ -75,29 +75,36 @@ def supports_skip_locked(dialect_name: str) -> bool:
     return dialect_name == "postgresql"
 
 
-def upsert_if_newer(table: Table, dialect_name: str, index: list[str], values: dict[str, Any],
-                    version: str = "revision") -> Insert:
+def upsert_many_if_newer(table: Table, dialect_name: str, index: list[str], columns: list[str],
+                         version: str = "revision") -> Insert:
     """Upsert that only overwrites an existing row holding an older ``version``.
 
     Copies kept from events use it so a late, older event never overwrites a newer state.
-    """
-    mod = sqlite if dialect_name.startswith("sqlite") else postgresql
-    stmt = mod.insert(table).values(**values)
-    update = {k: stmt.excluded[k] for k in values if k not in index}
-    return stmt.on_conflict_do_update(
-        index_elements=index, set_=update, where=table.c[version] < stmt.excluded[version]
-    )
-
-
-def upsert_many_if_newer(table: Table, dialect_name: str, index: list[str], columns: list[str],
-                         version: str) -> Insert:
-    """``upsert_if_newer`` without bound values, for executemany with a list of rows.
-
-    PostgreSQL refuses to update one row twice in one statement: give each key once.
+    Without bound values: execute with one row dict, or a list of them (executemany);
+    PostgreSQL refuses to update one row twice in one statement, so give each key once.
     """
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
     stmt = mod.insert(table)
     update = {k: stmt.excluded[k] for k in columns if k not in index}
     return stmt.on_conflict_do_update(
         index_elements=index, set_=update, where=table.c[version] < stmt.excluded[version]
+    )
+
+
+def upsert_if_newer(table: Table, dialect_name: str, index: list[str], values: dict[str, Any],
+                    version: str = "revision") -> Insert:
+    """``upsert_many_if_newer`` bound to one row's values."""
+    return upsert_many_if_newer(table, dialect_name, index, list(values), version).values(
+        **values)
+
+
+def upsert_add(table: Table, dialect_name: str, index: list[str], counter: str) -> Insert:
+    """``INSERT ... ON CONFLICT (index) DO UPDATE SET counter = counter + excluded.counter``.
+
+    Without values: execute it with a list of rows (executemany) to apply many deltas at once.
+    """
+    mod = sqlite if dialect_name.startswith("sqlite") else postgresql
+    stmt = mod.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=index, set_={counter: table.c[counter] + stmt.excluded[counter]}
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config

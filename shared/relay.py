@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, delete, func, insert, select, text, update
-from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from shared.bus.base import Bus, Record
 from shared.db import Database
