@@ -1,19 +1,71 @@
-"""Ingest HTTP routes (observations arrive with issue #4)."""
+"""Ingest HTTP routes (native JSON): translate requests to intake calls, nothing more."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Response
+from pydantic import TypeAdapter, ValidationError
 
+from services.ingest import observations
+from services.ingest.idempotency import KEY_PATTERN
+from services.ingest.intake import IngestRuntime
+from services.ingest.models import KnownSite
+from services.ingest.observations import Outcome
+from services.ingest.schemas import (
+    BatchIn,
+    BatchOut,
+    ObservationSetIn,
+    ObservationSetOut,
+    RecordedOut,
+    SetResult,
+)
+from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import Principal, Role, require
 from shared.problems import Problem
-from shared.runtime import Runtime
-from services.ingest.models import KnownSite
+
+WRITERS = (Role.PLATFORM,)
+READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC)
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN)]
+_ITEM = TypeAdapter(ObservationSetIn)
 
 
-def router(runtime: Runtime) -> APIRouter:
-    api = APIRouter(tags=["sites"])
+def router(runtime: IngestRuntime) -> APIRouter:
+    api = APIRouter(tags=["observations"])
+
+    @api.post("/observation-sets", response_model=RecordedOut, status_code=201,
+              responses={200: {"description": "a retry: the original result and id"}})
+    async def post_set(body: ObservationSetIn, response: Response,
+                       principal: Annotated[Principal, Depends(require(*WRITERS))],
+                       idempotency_key: IdempotencyKey = None) -> Any:
+        """Record one observation set; 201 when new, 200 with the original id on a retry."""
+        if idempotency_key is None:  # shares a transaction with concurrent requests
+            status, out = _single([await runtime.group_commit.submit(principal, body)])
+        else:
+            status, out = await runtime.intake(
+                principal, [body], _single, idempotency_key=idempotency_key,
+                request=body.model_dump(mode="json"))
+        response.status_code = status
+        return out
+
+    @api.post("/observation-sets/batch", response_model=BatchOut)
+    async def post_batch(body: BatchIn, principal: Annotated[Principal, Depends(require(*WRITERS))],
+                         idempotency_key: IdempotencyKey = None) -> Any:
+        """Record up to 1,000 sets; each item is accepted, a duplicate, or rejected on its own."""
+        items = [_parse(raw) for raw in body.items]
+        _, out = await runtime.intake(principal, items, _batch, idempotency_key=idempotency_key,
+                                      request=body.items)
+        return out
+
+    @api.get("/observation-sets/{set_id}", response_model=ObservationSetOut)
+    async def get_set(set_id: uuid.UUID,
+                      principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
+        """One stored set (pseudonym only), if its site is in the caller's scope."""
+        async with runtime.db.session() as session:
+            found = await observations.get_set(session, set_id)
+        principal.require_site(found["site_id"], found["icb_code"], found["psc_code"])
+        return found
 
     @api.get("/sites/{site_id}")
     async def known_site(
@@ -28,3 +80,43 @@ def router(runtime: Runtime) -> APIRouter:
         return site.model_dump(mode="json")
 
     return api
+
+
+def _single(outcomes: list[Outcome]) -> tuple[int, Any]:
+    (one,) = outcomes
+    if one.kind == "rejected":
+        title = {403: "Forbidden", 409: "Conflict"}.get(one.status, "Observation set is not valid")
+        raise Problem(one.status, title, "The observation set was not recorded.",
+                      errors=one.errors)
+    return one.status, {"id": str(one.id), "outcome": one.kind}
+
+
+def _batch(outcomes: list[Outcome]) -> tuple[int, Any]:
+    results = [SetResult(index=i, outcome=o.kind, id=o.id, status=o.status, errors=o.errors)
+               for i, o in enumerate(outcomes)]
+    kinds = [o.kind for o in outcomes]
+    out = BatchOut(accepted=kinds.count("accepted"), duplicates=kinds.count("duplicate"),
+                   rejected=kinds.count("rejected"), results=results)
+    return 200, out.model_dump(mode="json", exclude_none=True)
+
+
+def _parse(raw: dict[str, Any]) -> ObservationSetIn | Rejected:
+    try:
+        return _ITEM.validate_python(raw)
+    except ValidationError as exc:
+        return Rejected(422, edge_errors(exc))
+
+
+def edge_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """Pydantic errors as {field, value, reason}; never echoes an NHS number."""
+    out = []
+    for err in exc.errors(include_url=False):
+        name = prefix + ".".join(str(p) for p in err["loc"])
+        item: dict[str, Any] = {"field": name or "body", "reason": err["msg"]}
+        value = err.get("input")
+        if "nhs_number" in name:
+            item["value"] = WITHHELD
+        elif isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200:
+            item["value"] = value
+        out.append(item)
+    return out

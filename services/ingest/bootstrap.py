@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.ingest import api, consumers, fhir_api
+from services.ingest.intake import Clock, IngestRuntime, utc_clock
 from shared.api import service_app
 from shared.bus.base import Bus
 from shared.migrations import script_location_of
-from shared.runtime import Runtime
 from shared.settings import IngestSettings, load_settings
-from services.ingest import api, consumers
 
 NAME = "ingest"
 
 
-def bootstrap(settings: IngestSettings | None = None, *, bus: Bus | None = None) -> Runtime:
+def bootstrap(settings: IngestSettings | None = None, *, bus: Bus | None = None,
+              clock: Clock = utc_clock) -> IngestRuntime:
+    """Build ingest's runtime; tests may pass a fixed ``clock`` (taken-at window checks)."""
     settings = settings or load_settings(NAME)  # type: ignore[assignment]
-    runtime = Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
-    runtime.add_consumer("ingest.sites", consumers.handlers())
+    runtime = IngestRuntime(NAME, settings, migrations=script_location_of(__file__), bus=bus,
+                            clock=clock)
+    runtime.add_consumer("ingest.sites", consumers.handlers(runtime.sites.invalidate))
     return runtime
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
-    return service_app(runtime, [api.router(runtime)], title="mandet ingest",
-                       manage_runtime=manage_runtime)
+def create_app(runtime: IngestRuntime, *, manage_runtime: bool = True) -> FastAPI:
+    return service_app(runtime, [api.router(runtime), fhir_api.router(runtime)],
+                       title="mandet ingest", manage_runtime=manage_runtime)

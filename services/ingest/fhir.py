@@ -1,0 +1,201 @@
+"""FHIR R4 to observation sets: one set per resident, site and time.
+
+Entries are read one by one (``fhir_read``); Observations of the same resident, site and
+``effective`` time become ONE set (``ObservationSetIn``), validated and recorded like a native
+set. Every entry keeps a list of issues with the FHIR element each names, so the answer can say
+exactly what was ignored or wrong. ``cancelled`` and ``entered-in-error`` Observations (and
+other non-final statuses) are never recorded: their entry says so.
+
+A set's ``platform_set_id`` is derived from its Observations' identifiers (or ids), so a
+retried Bundle is recognised as a duplicate even without an Idempotency-Key; a set with an
+Observation that has neither gets none, and only the Idempotency-Key protects it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from services.ingest import fhir_codes as codes
+from services.ingest.domain.nhs_number import InvalidNhsNumber, normalise
+from services.ingest.fhir_models import Observation, Organization, Patient, Reference
+from services.ingest.fhir_read import Problem, read_values, taken_at
+from services.ingest.schemas import ObservationSetIn
+from services.ingest.validation import WITHHELD, Rejected
+from shared.auth import Principal
+
+_OBS = TypeAdapter(Observation)
+_SET = TypeAdapter(ObservationSetIn)
+
+
+@dataclass
+class Group:
+    entries: list[int] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, list[str]] = field(default_factory=dict)  # set field -> FHIR elements
+    keys: list[str | None] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Mapped:
+    groups: list[Group]
+    notes: dict[int, list[Problem]]  # entry index -> warnings (ignored parts)
+    errors: dict[int, list[Problem]]  # entry index -> errors (entry not recorded)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a request's entries live: their paths, and the Bundle's Patients/Organizations."""
+
+    principal: Principal
+    site_extension: str
+    patients: dict[str, Patient]
+    organizations: dict[str, Organization]
+
+
+def map_entries(resources: list[tuple[int, str, dict[str, Any]]], src: Source) -> Mapped:
+    """Group (index, FHIR path, resource) Observations into sets; others are referenced only."""
+    groups: dict[tuple[Any, ...], Group] = {}
+    mapped = Mapped([], {}, {})
+    for index, at, raw in resources:
+        if raw.get("resourceType") != "Observation":
+            continue
+        found = _read(index, at, raw, src, mapped)
+        if found is not None:
+            key, obs, reading = found
+            _merge(groups.setdefault(key, Group()), index, obs, reading)
+    for key, group in groups.items():
+        group.fields.update(nhs_number=key[0], local_id=key[1], site_id=key[2],
+                            taken_at=key[3], source_platform=src.principal.sub)
+        group.fields["platform_set_id"] = _set_id(group.keys)
+        mapped.groups.append(group)
+    return mapped
+
+
+def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
+          ) -> tuple[tuple[Any, ...], Observation, Any] | None:
+    try:
+        obs = _OBS.validate_python(raw)
+    except ValidationError as exc:
+        mapped.errors[index] = [Problem(_path(at, err["loc"]), err["msg"])
+                                for err in exc.errors(include_url=False)]
+        return None
+    if obs.status not in codes.SCORED_STATUSES:
+        never = "is never scored" if obs.status in codes.NEVER_SCORED else "is not final"
+        mapped.notes[index] = [Problem(f"{at}.status", f"status {obs.status} {never}; "
+                                       "only final, amended or corrected are recorded")]
+        return None
+    reading = read_values(obs, at)
+    resident, who = _resident(obs, at, src)
+    site, where = _site(obs, at, src)
+    when, bad_time = taken_at(obs, at)
+    errors = reading.errors + [p for p in (who, where, bad_time) if p]
+    mapped.notes[index] = reading.notes
+    if errors:
+        mapped.errors[index] = errors
+        return None
+    if not reading.values:
+        return None
+    return (*resident, site, when), obs, (reading, at)
+
+
+def _path(at: str, loc: tuple[Any, ...]) -> str:
+    out = at
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _merge(group: Group, index: int, obs: Observation, found: Any) -> None:
+    reading, at = found
+    group.entries.append(index)
+    group.keys.append(_obs_key(obs))
+    for name, (value, path) in reading.values.items():
+        if name in group.fields and group.fields[name] != value:
+            group.errors.append({"field": name, "value": str(value), "expression": [path],
+                                 "reason": f"conflicts with {group.fields[name]} given by "
+                                           f"{group.paths[name][0]} for the same time"})
+            continue
+        group.fields[name] = value
+        group.paths.setdefault(name, []).append(path)
+    group.paths.setdefault("taken_at", []).append(f"{at}.effective[x]")
+    group.paths.setdefault("nhs_number", []).append(f"{at}.subject")
+    group.paths.setdefault("site_id", []).append(f"{at}.performer")
+
+
+def _obs_key(obs: Observation) -> str | None:
+    ident = next((i for i in obs.identifier if i.value), None)
+    if ident is not None:
+        return f"{ident.system or ''}|{ident.value}"
+    return f"id|{obs.id}" if obs.id else None
+
+
+def _set_id(keys: list[str | None]) -> str | None:
+    if not keys or any(k is None for k in keys):
+        return None
+    digest = hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()  # type: ignore
+    return f"fhir:{digest[:32]}"
+
+
+def _resident(obs: Observation, at: str, src: Source
+              ) -> tuple[tuple[str | None, str | None], Problem | None]:
+    ref = obs.subject
+    path = f"{at}.subject"
+    if ref is None:
+        return (None, None), Problem(path, "subject (the resident) is required")
+    idents = [ref.identifier] if ref.identifier else []
+    patient = src.patients.get(ref.reference or "")
+    idents += patient.identifier if patient else []
+    nhs = next((i.value for i in idents if i.system == codes.NHS_NUMBER_SYSTEM and i.value), None)
+    if nhs is not None:
+        try:  # one spelling, so "943 476 5919" and "9434765919" group together
+            return (normalise(nhs), None), None
+        except InvalidNhsNumber:
+            return (nhs, None), None  # refused with the reason when the set is prepared
+    local = next((i.value for i in idents if i.value), None)
+    if local is None and ref.reference and not ref.reference.startswith("urn:"):
+        local = ref.reference.rsplit("/", 1)[-1]
+    if local is None:
+        return (None, None), Problem(path, "needs an NHS number identifier, a local identifier "
+                                           "or a Patient/<id> reference")
+    return (None, local), None
+
+
+def _site(obs: Observation, at: str, src: Source) -> tuple[str | None, Problem | None]:
+    for ext in obs.extension:
+        if ext.url == src.site_extension:
+            value = (ext.valueIdentifier.value if ext.valueIdentifier else None) \
+                or ext.valueCode or ext.valueString
+            if value:
+                return value, None
+    for ref in obs.performer:
+        site = _site_of(ref, src)
+        if site:
+            return site, None
+    if len(src.principal.sites) == 1:
+        return next(iter(src.principal.sites)), None
+    return None, Problem(f"{at}.performer", "the site is required: the site extension, or a "
+                                            "performer with an ODS or CQC location identifier")
+
+
+def _site_of(ref: Reference, src: Source) -> str | None:
+    idents = [ref.identifier] if ref.identifier else []
+    org = src.organizations.get(ref.reference or "")
+    idents += org.identifier if org else []
+    return next((i.value for i in idents if i.system in codes.SITE_SYSTEMS and i.value), None)
+
+
+def to_set(group: Group) -> ObservationSetIn | Rejected:
+    """The native set for a group, or its errors naming FHIR elements."""
+    if group.errors:
+        return Rejected(422, group.errors)
+    try:
+        return _SET.validate_python(group.fields)
+    except ValidationError as exc:
+        return Rejected(422, [{"field": ".".join(map(str, e["loc"])), "reason": e["msg"],
+                               "value": WITHHELD if "nhs_number" in e["loc"] else
+                               str(e.get("input"))[:100]} for e in exc.errors(include_url=False)])

@@ -1,0 +1,123 @@
+"""FHIR answers: OperationOutcome issues naming elements, and batch/transaction responses.
+
+Each issue carries ``expression`` (FHIRPath of the element) and the deprecated ``location``
+with the same path, for clients that only read the older one. Values of NHS numbers are never
+repeated back (the domain errors already withhold them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.ingest.fhir import Group, Mapped
+from services.ingest.fhir_read import Problem
+from services.ingest.observations import Outcome
+
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request",
+               403: "403 Forbidden", 409: "409 Conflict", 422: "422 Unprocessable Entity"}
+ISSUE_CODE = {400: "structure", 403: "forbidden", 409: "conflict", 422: "invalid"}
+# A native set field -> the group's element paths that gave it.
+_FIELD_PATH = {"temperature_c": "temperature", "local_id": "nhs_number",
+               "temperature_unit": "temperature"}
+
+
+class Failure(Exception):
+    """Answer with an OperationOutcome (rolls back the intake transaction if raised in it)."""
+
+    def __init__(self, status: int, issues: list[dict[str, Any]]) -> None:
+        super().__init__(f"{status}: {len(issues)} issues")
+        self.status, self.issues = status, issues
+
+
+def issue(severity: str, code: str, diagnostics: str, paths: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if paths:
+        out["expression"] = paths
+        out["location"] = paths
+    return out
+
+
+def outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def problem_issue(p: Problem, severity: str = "error", code: str = "invalid") -> dict[str, Any]:
+    text = p.reason if p.value is None else f"{p.reason} (got {p.value})"
+    return issue(severity, code, text, [p.expression])
+
+
+def set_issues(group: Group, result: Outcome) -> list[dict[str, Any]]:
+    """A rejected set's errors, each pointed at the elements its field came from."""
+    out = []
+    for err in result.errors or []:
+        name = str(err.get("field", "body")).split(".")[0]
+        paths = err.get("expression") or group.paths.get(_FIELD_PATH.get(name, name)) or \
+            sorted({p for ps in group.paths.values() for p in ps})
+        value = err.get("value")
+        text = f"{name}: {err['reason']}" + ("" if value is None else f" (got {value})")
+        out.append(issue("error", ISSUE_CODE.get(result.status, "invalid"), text, paths))
+    return out
+
+
+def single(mapped: Mapped, outcomes: list[Outcome]) -> tuple[int, Any]:
+    """POST /fhir/Observation: 201 (or 200 on a retry) with Location, else a Failure."""
+    if 0 in mapped.errors:
+        raise Failure(422, [problem_issue(p) for p in mapped.errors[0]])
+    notes = [problem_issue(p, "warning", "informational") for p in mapped.notes.get(0, [])]
+    if not outcomes:
+        status = 200 if mapped.notes.get(0) and "status" in mapped.notes[0][0].expression else 422
+        if status == 422:
+            raise Failure(422, [{**n, "severity": "error", "code": "invalid"} for n in notes])
+        return 200, outcome(notes)
+    (result,) = outcomes
+    if result.kind == "rejected":
+        raise Failure(result.status, set_issues(mapped.groups[0], result))
+    text = f"{result.kind}: observation set {result.id}"
+    body = outcome([issue("information", "informational", text, [])] + notes)
+    return result.status, {**body, "_location": f"observation-sets/{result.id}"}
+
+
+def bundle_response(kind: str, mapped: Mapped, kinds: list[Any],
+                    outcomes: list[Outcome]) -> dict[str, Any]:
+    """One ``response`` per entry, in entry order."""
+    entries: list[dict[str, Any]] = [_other(k) for k in kinds]
+    for index, problems in mapped.notes.items():
+        entries[index] = _entry(200, [problem_issue(p, "warning", "informational")
+                                      for p in problems] or None)
+    for index, problems in mapped.errors.items():
+        entries[index] = _entry(422, [problem_issue(p) for p in problems])
+    for group, result in zip(mapped.groups, outcomes, strict=True):
+        for index in group.entries:
+            entries[index] = _grouped(group, result, mapped.notes.get(index, []))
+    kind_out = "transaction-response" if kind == "transaction" else "batch-response"
+    return {"resourceType": "Bundle", "type": kind_out, "entry": entries}
+
+
+def _grouped(group: Group, result: Outcome, notes: list[Problem]) -> dict[str, Any]:
+    warnings = [problem_issue(p, "warning", "informational") for p in notes]
+    if result.kind == "rejected":
+        return _entry(result.status, set_issues(group, result) + warnings)
+    entry = _entry(result.status, warnings or None)
+    entry["response"]["location"] = f"observation-sets/{result.id}"
+    return entry
+
+
+def _other(kind: Any) -> dict[str, Any]:
+    if kind in ("Patient", "Organization"):
+        return _entry(200, [issue("information", "informational",
+                                  f"{kind} read for references only; not stored", [])])
+    return _entry(422, [issue("error", "not-supported",
+                              f"resource type {kind} is not accepted here", [])])
+
+
+def _entry(status: int, issues: list[dict[str, Any]] | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": STATUS_TEXT.get(status, str(status))}
+    if issues:
+        response["outcome"] = outcome(issues)
+    return {"response": response}
+
+
+def all_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every error issue of a response Bundle (a transaction fails if there is any)."""
+    return [i for e in body["entry"] for i in
+            e["response"].get("outcome", {}).get("issue", []) if i["severity"] == "error"]

@@ -1,0 +1,91 @@
+"""One intake path for every entry point (native single, native batch, FHIR).
+
+Each request runs in ONE transaction: claim the Idempotency-Key (if any), read the sites it
+names from ingest's copy, prepare every item, insert, write outbox rows, remember the answer.
+``respond`` turns the per-item outcomes into the HTTP answer; it may raise a ``Problem`` (a
+single set or a FHIR transaction that failed), which rolls everything back, claim included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from services.ingest import idempotency
+from services.ingest.group_commit import GroupCommit
+from services.ingest.observations import Outcome, record_sets
+from services.ingest.schemas import ObservationSetIn
+from services.ingest.site_cache import SiteCache
+from services.ingest.validation import Context, KnownSite, Rejected, prepare
+from shared.auth import Principal
+from shared.runtime import Runtime
+from shared.settings import IngestSettings
+
+Respond = Callable[[list[Outcome]], tuple[int, Any]]
+Item = ObservationSetIn | Rejected
+Clock = Callable[[], datetime]
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class IngestRuntime(Runtime):
+    """The shared runtime plus what ingest needs: its pseudonym key and a clock."""
+
+    settings: IngestSettings
+
+    def __init__(self, *args: Any, clock: Clock = utc_clock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
+        self.sites = SiteCache(self.settings.site_cache_seconds)
+        self.group_commit = GroupCommit(self)
+
+    async def intake(self, principal: Principal, items: Sequence[ObservationSetIn | Rejected],
+                     respond: Respond, *, idempotency_key: str | None = None,
+                     request: Any = None) -> tuple[int, Any]:
+        """Validate and record ``items``; the (status, body) answer, replayed on a retry."""
+        async with self.db.engine.begin() as session:  # Core: no ORM unit of work here
+            if idempotency_key:
+                digest = idempotency.request_hash(self.pseudonym_key, request)
+                replay = await idempotency.claim(session, caller=principal.sub,
+                                                 key=idempotency_key, request=digest)
+                if replay is not None:
+                    return 200, replay[1]
+            outcomes = await self.record(session, [(principal, item) for item in items])
+            status, body = respond(outcomes)
+            if idempotency_key:
+                await idempotency.remember(session, caller=principal.sub, key=idempotency_key,
+                                           status=status, body=body)
+        self.relay.wake()
+        return status, body
+
+    async def record(self, session: Any, work: Sequence[tuple[Principal, Item]]
+                     ) -> list[Outcome]:
+        """Prepare and insert items of one or more callers in the caller's transaction."""
+        now = self.clock()
+        sites = await self.sites.get_many(
+            session, (i.site_id for _, i in work if isinstance(i, ObservationSetIn)))
+        contexts: dict[Principal, Context] = {}
+        outcomes: list[Outcome | None] = []
+        rows = []
+        for principal, item in work:
+            if principal not in contexts:
+                contexts[principal] = self._context(principal, sites, now)
+            try:
+                if isinstance(item, Rejected):
+                    raise item
+                rows.append(prepare(item, contexts[principal]))
+                outcomes.append(None)
+            except Rejected as exc:
+                outcomes.append(Outcome("rejected", None, exc.status, exc.errors))
+        recorded = iter(await record_sets(session, rows, received_at=now))
+        return [o if o is not None else next(recorded) for o in outcomes]
+
+    def _context(self, principal: Principal, sites: dict[str, KnownSite],
+                 now: datetime) -> Context:
+        return Context(principal=principal, sites=sites, now=now, key=self.pseudonym_key,
+                       max_future_minutes=self.settings.max_future_minutes,
+                       max_age_days=self.settings.max_age_days)

@@ -1,0 +1,249 @@
+"""FHIR R4: the six real examples, Bundles grouped into sets, outcomes naming elements."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from services.ingest.bootstrap import bootstrap, create_app
+from shared.auth import Role
+from shared.settings import load_settings
+from tests.integration.ingest.conftest import HOME, OTHER, PLATFORM, Ingest, bearer
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "fhir"
+NHS = "9434765919"
+NHS_ID = {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}
+SITE_EXT = "https://fhir.mandet.example/StructureDefinition/site-id"
+WHEN = "2026-11-22T11:30:00+00:00"
+
+
+def example(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+EXAMPLES = {  # file -> (date it carries, the value ingest must publish)
+    "r4spec-observation-example-respiratory-rate.json": ("1999-07-02", "respiration_rate", "26"),
+    "r4spec-observation-example-heart-rate.json": ("1999-07-02", "pulse", "44"),
+    "r4spec-observation-example-bloodpressure.json": ("2012-09-17", "systolic_bp", "107"),
+    "r4spec-observation-example-body-temperature.json": ("1999-07-02", "temperature_c", "36.5"),
+    "UKCore-Observation-PatientConsciousness-Example.json": ("2023-08-10", "consciousness", "V"),
+    "UKCore-Observation-OxygenTherapy-Example.json": ("2023-08-10", "on_oxygen", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+async def test_real_examples_are_accepted_unchanged(tmp_path, name):
+    day, field, value = EXAMPLES[name]
+    clock = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    runtime = bootstrap(load_settings("ingest", data_dir=tmp_path, relay_poll_seconds=0.01,
+                                      max_age_days=3650), clock=lambda: clock)
+    async with LifespanManager(create_app(runtime)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            harness = Ingest(client, runtime, runtime.bus)
+            await harness.site()
+            # the examples name no site: the platform token scoped to one site supplies it
+            r = await client.post("/fhir/Observation", json=example(name), headers=PLATFORM)
+            assert r.status_code == 201, r.text
+            assert r.headers["content-type"] == "application/fhir+json"
+            assert r.headers["location"].startswith("observation-sets/")
+            (event,) = await harness.outbox()
+            assert event["data"][field] == value
+            assert event["data"]["resident"].startswith("l1_")  # Patient/example, a local id
+            assert event["data"]["taken_at"].startswith(day)
+
+
+def obs(code: tuple[str, str], **value) -> dict:
+    system = {"L": "http://loinc.org", "S": "http://snomed.info/sct"}[code[0]]
+    return {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": system, "code": code[1]}]},
+            "subject": {"identifier": NHS_ID}, "effectiveDateTime": WHEN,
+            "extension": [{"url": SITE_EXT, "valueIdentifier": {"value": HOME}}], **value}
+
+
+def qty(value, code: str) -> dict:
+    return {"valueQuantity": {"value": value, "system": "http://unitsofmeasure.org",
+                              "code": code}}
+
+
+def bundle(*resources: dict, kind: str = "batch") -> dict:
+    return {"resourceType": "Bundle", "type": kind,
+            "entry": [{"resource": r, "request": {"method": "POST", "url": "Observation"}}
+                      for r in resources]}
+
+
+def full_set() -> list[dict]:
+    acvpu = {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                   "code": "248234008"}]}}
+    bp = example("r4spec-observation-example-bloodpressure.json")
+    bp.update(subject={"identifier": NHS_ID}, effectiveDateTime=WHEN,
+              extension=[{"url": SITE_EXT, "valueIdentifier": {"value": HOME}}])
+    return [obs(("L", "9279-1"), **qty(19, "{Breaths}/min")),
+            obs(("S", "431314004"), **qty(96, "%")),
+            obs(("S", "722742002")),
+            bp,
+            obs(("S", "364075005"), **qty(88, "{beats}/min")),
+            obs(("S", "1104441000000107"), **acvpu),
+            obs(("L", "8310-5"), **qty(99.5, "[degF]")),
+            obs(("S", "1104051000000101"), valueInteger=1)]
+
+
+async def test_bundle_of_one_resident_at_one_time_is_one_set(ingest):
+    r = await ingest.client.post("/fhir", json=bundle(*full_set()), headers=PLATFORM)
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert r.json()["type"] == "batch-response"
+    assert {e["response"]["status"] for e in entries} == {"201 Created"}
+    assert len({e["response"]["location"] for e in entries}) == 1
+    (event,) = await ingest.outbox()
+    data = event["data"]
+    assert (data["respiration_rate"], data["spo2"], data["on_oxygen"], data["systolic_bp"],
+            data["pulse"], data["consciousness"], data["temperature_c"],
+            data["client_news2_total"]) == ("19", "96", False, "107", "88", "A", "37.5", 1)
+    assert data["resident"].startswith("p1_") and NHS not in r.text + str(event)
+
+
+async def test_retried_bundle_is_a_duplicate_and_publishes_nothing(ingest):
+    resources = full_set()
+    for i, resource in enumerate(resources):
+        resource["identifier"] = [{"system": "https://carehq.example/obs", "value": f"o-{i}"}]
+    first = await ingest.client.post("/fhir", json=bundle(*resources), headers=PLATFORM)
+    again = await ingest.client.post("/fhir", json=bundle(*resources), headers=PLATFORM)
+    assert {e["response"]["status"] for e in again.json()["entry"]} == {"200 OK"}
+    assert [e["response"]["location"] for e in again.json()["entry"]] == \
+        [e["response"]["location"] for e in first.json()["entry"]]
+    assert len(await ingest.outbox()) == 1
+
+
+async def test_entries_report_what_was_ignored_or_wrong(ingest):
+    weight = obs(("L", "29463-7"), **qty(70, "kg"))
+    cancelled = {**obs(("L", "8867-4"), **qty(200, "/min")), "status": "cancelled"}
+    wrong = {**obs(("L", "8867-4"), **qty(70, "/h")),
+             "subject": {"identifier": {**NHS_ID, "value": "4010232137"}}}
+    absent = {**obs(("L", "9279-1")), "dataAbsentReason": {"coding": [{"code": "asked-declined"}]}}
+    other_time = {**obs(("L", "8867-4"), **qty(70, "/min")),
+                  "effectiveDateTime": "2026-11-22T10:00:00Z"}
+    eie = {**obs(("L", "2708-6"), **qty(80, "%")), "status": "entered-in-error"}
+    r = await ingest.client.post(
+        "/fhir", json=bundle(weight, cancelled, wrong, absent, other_time, eie), headers=PLATFORM)
+    entries = [e["response"] for e in r.json()["entry"]]
+    assert [e["status"] for e in entries] == ["200 OK", "200 OK", "422 Unprocessable Entity",
+                                              "200 OK", "201 Created", "200 OK"]
+    assert "not a NEWS2 parameter" in entries[0]["outcome"]["issue"][0]["diagnostics"]
+    issue = entries[1]["outcome"]["issue"][0]
+    assert "never scored" in issue["diagnostics"]
+    assert issue["expression"] == ["Bundle.entry[1].resource.status"]
+    issue = entries[2]["outcome"]["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[2].resource.valueQuantity.code"]
+    assert "never scored" in entries[5]["outcome"]["issue"][0]["diagnostics"]
+    assert len(await ingest.outbox()) == 1  # only the 10:00 pulse
+
+
+async def test_invalid_value_names_the_element(ingest):
+    r = await ingest.client.post("/fhir", json=bundle(obs(("L", "2708-6"), **qty(101, "%"))),
+                                 headers=PLATFORM)
+    (entry,) = r.json()["entry"]
+    assert entry["response"]["status"] == "422 Unprocessable Entity"
+    issue = entry["response"]["outcome"]["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[0].resource.valueQuantity.value"]
+    assert "spo2" in issue["diagnostics"] and "101" in issue["diagnostics"]
+
+
+async def test_transaction_is_all_or_nothing(ingest):
+    bad = obs(("L", "2708-6"), **qty(101, "%"))
+    r = await ingest.client.post("/fhir", json=bundle(obs(("L", "8867-4"), **qty(70, "/min")),
+                                                      {**bad, "effectiveDateTime": "2026-11-22"
+                                                       "T11:00:00Z"}, kind="transaction"),
+                                 headers=PLATFORM)
+    assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome"
+    assert await ingest.outbox() == []
+    ok = await ingest.client.post("/fhir", json=bundle(*full_set(), kind="transaction"),
+                                  headers=PLATFORM)
+    assert ok.status_code == 200 and ok.json()["type"] == "transaction-response"
+
+
+async def test_patient_and_site_resolved_inside_the_bundle(ingest):
+    patient = {"resourceType": "Patient", "identifier": [NHS_ID]}
+    org = {"resourceType": "Organization", "id": "home",
+           "identifier": [{"system": "https://www.cqc.org.uk/location", "value": HOME}]}
+    o = obs(("L", "8867-4"), **qty(70, "/min"))
+    o.pop("extension")
+    o.update(subject={"reference": "urn:uuid:1f4d"}, performer=[{"reference": "Organization/home"}])
+    doc = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:1f4d", "resource": patient}, {"resource": org}, {"resource": o}]}
+    r = await ingest.client.post("/fhir", json=doc, headers=bearer(sites=[HOME, OTHER]))
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["200 OK", "200 OK",
+                                                                    "201 Created"]
+    (event,) = await ingest.outbox()
+    assert event["data"]["site_id"] == HOME and event["data"]["resident"].startswith("p1_")
+
+
+async def test_missing_site_names_performer(ingest):
+    o = obs(("L", "8867-4"), **qty(70, "/min"))
+    o.pop("extension")
+    r = await ingest.client.post("/fhir/Observation", json=o,
+                                 headers=bearer(sites=[HOME, OTHER]))
+    assert r.status_code == 422
+    assert r.json()["issue"][0]["expression"] == ["Observation.performer"]
+
+
+async def test_single_cancelled_is_not_recorded(ingest):
+    r = await ingest.client.post("/fhir/Observation", headers=PLATFORM,
+                                 json={**obs(("L", "8867-4"), **qty(70, "/min")),
+                                       "status": "cancelled"})
+    assert r.status_code == 200 and r.json()["issue"][0]["severity"] == "warning"
+    assert await ingest.outbox() == []
+
+
+async def test_malformed_bodies_are_operation_outcomes(sqlite_ingest):
+    c = sqlite_ingest.client
+    r = await c.post("/fhir", content=b"{", headers=PLATFORM)
+    assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
+    r = await c.post("/fhir", json={"resourceType": "Bundle", "type": "searchset"},
+                     headers=PLATFORM)
+    assert r.json()["issue"][0]["expression"] == ["Bundle.type"]
+    bad = copy.deepcopy(obs(("L", "8867-4"), **qty("x", "/min")))
+    r = await c.post("/fhir/Observation", json=bad, headers=PLATFORM)
+    assert r.status_code == 422
+    assert r.json()["issue"][0]["expression"] == ["Observation.valueQuantity.value"]
+    r = await c.post("/fhir/Observation", json={**bad, "effectiveDateTime": "2026-11-22T10:00"},
+                     headers=PLATFORM)
+    assert r.status_code == 422
+    assert (await c.post("/fhir", json=bundle(), headers=bearer(Role.DASHBOARD))).status_code == 403
+    assert NHS not in r.text
+
+
+async def test_idempotency_key_on_fhir(sqlite_ingest):
+    headers = {**PLATFORM, "Idempotency-Key": "fhir-1"}
+    doc = bundle(obs(("L", "8867-4"), **qty(70, "/min")))
+    first = await sqlite_ingest.client.post("/fhir", json=doc, headers=headers)
+    again = await sqlite_ingest.client.post("/fhir", json=doc, headers=headers)
+    assert again.json() == first.json() and len(await sqlite_ingest.outbox()) == 1
+    other = await sqlite_ingest.client.post(
+        "/fhir", json=bundle(obs(("L", "8867-4"), **qty(71, "/min"))), headers=headers)
+    assert other.status_code == 409 and other.json()["issue"][0]["code"] == "conflict"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": 1}]}',
+    b'[]', b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": {"resourceType":'
+    b' "Observation", "status": "final", "code": {"coding": [{"code": "a\\u0000"}]}}}]}',
+    b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": {"resourceType":'
+    b' "Observation", "status": "final", "code": {}, "valueQuantity": {"value": NaN}}}]}',
+    b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": {"resourceType":'
+    b' "Observation", "status": "final", "code": {}, "valueQuantity": {"value": 1e400}}}]}',
+    b'\xff\xfe',
+])
+async def test_hostile_fhir_is_4xx_never_5xx(sqlite_ingest, raw):
+    r = await sqlite_ingest.client.post("/fhir", content=raw, headers=PLATFORM)
+    assert 400 <= r.status_code < 500 or all(
+        e["response"]["status"].startswith("4") for e in r.json()["entry"]), r.text
+    assert r.headers["content-type"] == "application/fhir+json"
