@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.scoring import api
+from services.scoring import api, consumers
 from shared.api import service_app
 from shared.bus.base import Bus
 from shared.migrations import script_location_of
@@ -16,7 +16,9 @@ NAME = "scoring"
 
 def bootstrap(settings: ScoringSettings | None = None, *, bus: Bus | None = None) -> Runtime:
     settings = settings or load_settings(NAME)  # type: ignore[assignment]
-    return Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
+    runtime = Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
+    consumers.add_to(runtime)  # a batch consumer: see consumers.BatchConsumerRunner
+    return runtime
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:

@@ -50,7 +50,10 @@ class RiskBand(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(RiskBand).index(self)
+        return _BAND_RANK[self]  # definition order; a dict because the trend rule asks often
+
+
+_BAND_RANK = {band: i for i, band in enumerate(RiskBand)}
 
 
 class Monitoring(StrEnum):

@@ -1,0 +1,179 @@
+"""Score a batch of ObservationRecorded events: the consumer's handler.
+
+Invariants
+- One row per observation in ``scoring_score`` (unique ``observation_id``): an observation
+  already stored, or repeated inside the batch, is skipped and publishes nothing.
+- Every scored observation publishes ``ScoreComputed``; one that needs attention also gets an
+  open ``scoring_flag`` row and ``DeteriorationFlagged`` (flag id derived from the observation
+  id, so the same observation can never raise two flags). All in the caller's transaction.
+- Implausible values or unknown soft-sign codes are recorded as ``rejected`` with every reason
+  and publish nothing: they are never scored, and they never stop the consumer.
+- Trend is by taken-at time (see ``history``). A reading that arrives after later ones is
+  compared with its true predecessor; the later readings keep the flags they were given.
+- Scale 2 only from the resident's recorded setting in force at taken-at; a device's scale
+  claim is kept for audit and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.scoring.domain.assessment import Assessment, assess, rejection_reasons, scale_in_force
+from services.scoring.domain.news2 import ClaimCheck, ImplausibleVitals, Vitals
+from services.scoring.domain.softsigns import UnknownSoftSigns
+from services.scoring.history import BatchContext, load_context
+from services.scoring.models import FLAG, RESIDENT, SCORE, utc
+from shared.dialect import insert_ignore, upsert_many_if_newer
+from shared.events import DeteriorationFlagged, Event, ObservationRecorded, ScoreComputed
+from shared.outbox import add_events, utcnow
+
+SOURCE = "scoring"
+FLAG_NAMESPACE = uuid.UUID("5b0f3c1e-2f7a-4c0e-9a57-3f1d2c4e8b61")
+VITAL_FIELDS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse",
+                "consciousness", "temperature_c", "spo2_scale_claim")
+
+
+@dataclass
+class _Writes:
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[uuid.UUID, list[Event]] = field(default_factory=dict)
+
+
+async def score_observations(session: AsyncSession, batch: Sequence[ObservationRecorded]) -> None:
+    """Score a batch (in arrival order) and write scores, flags and events (flush only)."""
+    first: dict[uuid.UUID, ObservationRecorded] = {}
+    for o in batch:
+        first.setdefault(o.observation_id, o)
+    fresh = list(first.values())
+    if not fresh:
+        return
+    taken = [utc(o.taken_at) for o in fresh]
+    ctx = await load_context(session, observation_ids=[o.observation_id for o in fresh],
+                             residents={o.resident for o in fresh}, lo=min(taken), hi=max(taken))
+    writes, now = _Writes(), utcnow()
+    for obs in fresh:
+        if obs.observation_id not in ctx.scored:
+            _score_one(obs, ctx, writes, now)
+    await _write(session, writes, fresh)
+
+
+def _vitals(obs: ObservationRecorded) -> Vitals:
+    return Vitals(obs.respiration_rate, obs.spo2, obs.on_oxygen, obs.systolic_bp, obs.pulse,
+                  obs.consciousness, obs.temperature_c, "Cel")
+
+
+def _score_one(obs: ObservationRecorded, ctx: BatchContext, w: _Writes, now: datetime) -> None:
+    taken_at, vitals = utc(obs.taken_at), _vitals(obs)
+    history = ctx.history[obs.resident]
+    try:
+        a = assess(vitals, taken_at=taken_at, soft_sign_codes=obs.soft_signs,
+                   scale2=scale_in_force(ctx.scales.get(obs.resident, ()), taken_at),
+                   claimed_total=obs.client_news2_total, history=history)
+    except (ImplausibleVitals, UnknownSoftSigns):
+        row = _base(obs, now)
+        row["detail"]["rejection"] = rejection_reasons(vitals, obs.soft_signs)
+        w.scores.append(row)
+        return
+    if a.result.total is not None:
+        history.append(a.observed)
+    flag_id = uuid.uuid5(FLAG_NAMESPACE, str(obs.observation_id)) if a.flag_reasons else None
+    w.scores.append(_scored(_base(obs, now), a, flag_id))
+    w.events[obs.observation_id] = [_score_event(obs, a)]
+    if flag_id is not None:
+        w.flags.append(_flag(obs, a, flag_id, now))
+        w.events[obs.observation_id].append(_flag_event(obs, a, flag_id))
+
+
+def _base(obs: ObservationRecorded, now: datetime) -> dict[str, Any]:
+    vitals = {k: (None if (v := getattr(obs, k)) is None else str(v) if not isinstance(v, bool)
+                  else v) for k in VITAL_FIELDS}
+    detail = {"vitals": vitals, "sub_scores": None, "missing": [],
+              "soft_signs": list(obs.soft_signs), "trend": [], "rejection": None}
+    return {"observation_id": obs.observation_id, "resident": obs.resident,
+            "site_id": obs.site_id, "icb_code": obs.icb_code, "psc_code": obs.psc_code,
+            "taken_at": utc(obs.taken_at), "received_at": utc(obs.received_at),
+            "scored_at": now, "source_platform": obs.source_platform, "status": "rejected",
+            "scale": None, "total": None, "risk": None, "red_score": False,
+            "monitoring": None, "client_total": obs.client_news2_total, "claim": None,
+            "claim_mismatch": False, "flag_id": None, "detail": detail}
+
+
+def _scored(row: dict[str, Any], a: Assessment, flag_id: uuid.UUID | None) -> dict[str, Any]:
+    r = a.result
+    row.update(status="scored", scale=int(r.scale), total=r.total,
+               risk=r.risk and str(r.risk), red_score=r.red_score,
+               monitoring=r.monitoring and str(r.monitoring), claim=str(a.claim),
+               claim_mismatch=a.claim is ClaimCheck.MISMATCH, flag_id=flag_id)
+    row["detail"].update(sub_scores=_subs(a), missing=list(r.missing),
+                         trend=[str(t) for t in a.trend.reasons])
+    return row
+
+
+def _subs(a: Assessment) -> dict[str, int]:
+    return {k: v for k, v in a.result.sub_scores._asdict().items() if v is not None}
+
+
+def _score_event(obs: ObservationRecorded, a: Assessment) -> ScoreComputed:
+    r = a.result
+    return ScoreComputed(
+        observation_id=obs.observation_id, resident=obs.resident, site_id=obs.site_id,
+        icb_code=obs.icb_code, psc_code=obs.psc_code, taken_at=obs.taken_at,
+        scale=int(r.scale), sub_scores=_subs(a), missing=r.missing, total=r.total,
+        risk=r.risk and str(r.risk), red_score=r.red_score,
+        monitoring=r.monitoring and str(r.monitoring), soft_signs=tuple(obs.soft_signs),
+        client_total=obs.client_news2_total, claim_mismatch=a.claim is ClaimCheck.MISMATCH)
+
+
+def _flag(obs: ObservationRecorded, a: Assessment, flag_id: uuid.UUID, now: datetime) -> dict:
+    reasons = [str(x) for x in a.flag_reasons] + [str(t) for t in a.trend.reasons]
+    return {"flag_id": flag_id, "observation_id": obs.observation_id, "resident": obs.resident,
+            "site_id": obs.site_id, "icb_code": obs.icb_code, "psc_code": obs.psc_code,
+            "taken_at": utc(obs.taken_at), "raised_at": now, "reasons": reasons,
+            "total": a.result.total, "risk": a.result.risk and str(a.result.risk),
+            "acknowledged_at": None, "acknowledged_by": None}
+
+
+def _flag_event(obs: ObservationRecorded, a: Assessment, flag_id: uuid.UUID) -> Event:
+    reasons = tuple(str(x) for x in a.flag_reasons) + tuple(str(t) for t in a.trend.reasons)
+    return DeteriorationFlagged(
+        flag_id=flag_id, observation_id=obs.observation_id, resident=obs.resident,
+        site_id=obs.site_id, icb_code=obs.icb_code, psc_code=obs.psc_code,
+        taken_at=obs.taken_at, reasons=reasons, total=a.result.total,
+        risk=a.result.risk and str(a.result.risk))
+
+
+async def _write(session: AsyncSession, w: _Writes, fresh: list[ObservationRecorded]) -> None:
+    dialect = session.get_bind().dialect.name
+    inserted: set[uuid.UUID] = set()
+    if w.scores:
+        stmt = insert_ignore(SCORE, dialect).returning(SCORE.c.observation_id)
+        inserted = set((await session.execute(stmt, w.scores)).scalars())
+    flags = [f for f in w.flags if f["observation_id"] in inserted]
+    if flags:
+        await session.execute(insert(FLAG), flags)
+    await _remember_residents(session, dialect, fresh)
+    events = [e for oid, evs in w.events.items() if oid in inserted for e in evs]
+    await add_events(session, events, source=SOURCE)
+
+
+async def _remember_residents(session: AsyncSession, dialect: str,
+                              fresh: list[ObservationRecorded]) -> None:
+    """Each resident's site as of their latest reading by taken-at (one row per resident)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for o in fresh:
+        at = utc(o.taken_at)
+        if o.resident not in latest or latest[o.resident]["last_taken_at"] < at:
+            latest[o.resident] = {"resident": o.resident, "site_id": o.site_id,
+                                  "icb_code": o.icb_code, "psc_code": o.psc_code,
+                                  "last_taken_at": at}
+    columns = ["resident", "site_id", "icb_code", "psc_code", "last_taken_at"]
+    stmt = upsert_many_if_newer(RESIDENT, dialect, ["resident"], columns, "last_taken_at")
+    await session.execute(stmt, list(latest.values()))
