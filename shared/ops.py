@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import logs
 from shared.problems import problem_response
@@ -81,20 +82,49 @@ def ops_router(ready: Callable[[], Awaitable[dict[str, str]]], metrics: ServiceM
     return router
 
 
-def install_middleware(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                      ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+class ObserveMiddleware:
+    """Request id, latency and count per route, as plain ASGI (no BaseHTTPMiddleware cost).
+
+    The route template is read after routing, from the scope, so metrics are labelled
+    ``/sites/{site_id}`` rather than one series per site.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
         token = logs.request_id.set(rid)
         start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
-        response.headers["x-request-id"] = rid
-        return response
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(
+                time.perf_counter() - start)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")[:128]
+    return None
+
+
+def install_middleware(app: FastAPI, metrics: ServiceMetrics) -> None:
+    app.add_middleware(ObserveMiddleware, metrics=metrics)

@@ -56,3 +56,15 @@ def test_out_of_scope_is_403_naming_the_site():
     with pytest.raises(Problem) as caught:
         Principal("p", Role.PSC, pscs=frozenset({"WM"})).require_site("1-1", "QJK", "SW")
     assert caught.value.status == 403 and "1-1" in caught.value.detail
+
+
+def test_a_remembered_token_still_expires():
+    import time
+
+    tokens = TokenService(SECRET)
+    token = tokens.issue("x", Role.ADMIN, ttl_seconds=1)
+    assert tokens.verify(token).sub == "x"  # now remembered
+    time.sleep(2.1)  # exp has one-second resolution
+    with pytest.raises(Problem) as caught:
+        tokens.verify(token)
+    assert caught.value.status == 401 and "expired" in caught.value.detail
