@@ -23,8 +23,8 @@ lint:
 format:
 	$(BIN)/ruff format shared services mandet tests bench
 
-bench:
-	$(BIN)/python bench/news2_pure.py
+bench:                      ## every scenario vs its same-run baseline -> bench/results/<date>.md
+	$(BIN)/python -m bench
 
 token:                      ## a dev admin token for the embedded default
 	$(BIN)/mandet token --role admin

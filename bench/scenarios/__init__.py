@@ -1,0 +1,19 @@
+"""Scenario plug-ins: each module registers its scenarios with ``bench.core.scenario``.
+
+Order here is the order of the table: baselines that need nothing unfinished first, then the
+service scenarios, which report SKIPPED until their route exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+MODULES = ("pure", "http_baseline", "copy", "relay", "ingest", "news2_endpoint", "freshness",
+           "reports")
+
+
+def load_all() -> None:
+    for name in MODULES:
+        if importlib.util.find_spec(f"bench.scenarios.{name}") is not None:
+            importlib.import_module(f"bench.scenarios.{name}")

@@ -1,0 +1,204 @@
+"""Reports: QART view queries (vs a naive GROUP BY over raw history) and rebuild from history.
+
+Baselines run now, against tables of their own: the naive query recomputes "share of homes at
+stage >= 3 / >= 5 / = 7 per PSC at a quarter end" from every stage record of the national
+data set (DISTINCT ON the latest record per home, then GROUP BY); the consumer ceiling decodes,
+parses and dispatches every history event with no database write. The view figure needs
+reports' view routes (issue 6); the rebuild figure needs ``services.reports.rebuild``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+
+from bench import drive
+from bench.core import Context, Row, Target, scenario
+from bench.pgutil import connect
+from bench.scenarios.common import dataset, homes
+from bench.scenarios.services import paths_of
+from bench.stats import percentile
+from shared.auth import Role
+from shared.bus.memory import MemoryBus
+from shared.db import Database
+from shared.events import Envelope, decode, encode, parse, wrap
+from shared.events.sites import SiteRegistered
+from shared.events.stages import StageChanged
+from shared.migrations import upgrade
+from shared.settings import load_settings
+
+HISTORY = """CREATE TABLE bench_stage_history (site_id text, psc_code text, icb_code text,
+  applies_from date, stage int); CREATE INDEX ON bench_stage_history (site_id, applies_from)"""
+NAIVE = """SELECT psc_code, count(*) AS homes, count(*) FILTER (WHERE stage >= 3) AS decision,
+  count(*) FILTER (WHERE stage >= 5) AS adoption, count(*) FILTER (WHERE stage = 7) AS sustained
+  FROM (SELECT DISTINCT ON (site_id) site_id, psc_code, stage FROM bench_stage_history
+        WHERE applies_from <= $1 ORDER BY site_id, applies_from DESC) latest
+  GROUP BY psc_code"""
+QUARTER_END = date(2023, 3, 31)  # 2022/23 Q4
+VIEW, PROGRAMME = "/adoption", "deterioration"
+
+
+async def naive_latencies(ctx: Context) -> list[float]:
+    async def measure() -> list[float]:
+        data, in_play = await dataset(ctx), {h.site_id for h in await homes(ctx)}
+        where = {h.site_id: h for h in data.homes}
+        rows = [(s.site_id, where[s.site_id].psc_code, where[s.site_id].icb_code,
+                 s.applies_from, s.stage) for s in data.stages if s.site_id in in_play]
+        conn = await connect(ctx.env().database())
+        try:
+            await conn.execute(HISTORY)
+            await conn.copy_records_to_table("bench_stage_history", records=rows)
+            await conn.execute("ANALYZE bench_stage_history")
+            out = []
+            for _ in range(ctx.size(100, 10)):
+                start = time.perf_counter()
+                await conn.fetch(NAIVE, QUARTER_END)
+                out.append((time.perf_counter() - start) * 1000)
+            return sorted(out)
+        finally:
+            await conn.close()
+    return await ctx.cached("naive-groupby", measure)
+
+
+@scenario("views")
+async def views(ctx: Context) -> list[Row]:
+    """Reports' API on the rebuilt national database (nothing else writes to it meanwhile)."""
+    naive = await naive_latencies(ctx)
+    row = Row("QART view query p99 (adoption by PSC)", None, "ms", percentile(naive, 99),
+              f"naive GROUP BY p99, {len(await homes(ctx)):,} homes", Target("<=", 20, "ms"))
+    try:
+        built = await populate(ctx)
+    except (ImportError, AttributeError) as exc:
+        row.skipped = f"not available yet: services.reports.rebuild ({exc})"[:200]
+        return [row]
+    infra = ctx.env()
+    api = await asyncio.to_thread(infra.serve, "reports", built["url"], "reports-views-api")
+    if VIEW not in await paths_of(api):
+        row.skipped = f"not available yet: reports has no {VIEW} route"
+        return [row]
+    token = infra.token(Role.DASHBOARD, sub="bench-dashboard")
+    rate = ctx.size(200.0, 20.0)
+    path = f"{VIEW}?level=psc&quarter=2022%2F23%20Q4&programme={PROGRAMME}"
+    answer = await _probe(api.port, path, token)
+    bodies = [b""] * drive.needed(ctx, rate)
+    load = await drive.constant(ctx, api.port, path, bodies, method="GET", rate=rate, ok=(200,),
+                                headers={"Authorization": f"Bearer {token}"})
+    row.scenario = f"QART view query p99 (adoption by PSC, open loop {rate:,.0f}/s)"
+    row.figure, row.details = load.latency_ms["p99"], load.as_dict()
+    row.note = (f"achieved {load.achieved_rate:,.0f}/s, {load.errors} errors, p50/p95/p99 "
+                + "/".join(f"{v:.1f}" for v in list(load.latency_ms.values())[:3])
+                + f" ms; one answer is {answer:,} bytes; {built['homes']:,} homes rebuilt")
+    return [row]
+
+
+async def _probe(port: int, path: str, token: str) -> int:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        r = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    if r.status_code != 200:
+        raise RuntimeError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+    return len(r.content)
+
+
+def history(ctx_homes, stages) -> list[Envelope]:  # type: ignore[no-untyped-def]
+    """SiteRegistered for each home, then a StageChanged per home per quarter."""
+    now = datetime.now(UTC)
+    out = [wrap(SiteRegistered(site_id=h.site_id, revision=1, name=f"Home {h.site_id}",
+                               setting_type="care_home", icb_code=h.icb_code,
+                               psc_code=h.psc_code, region=h.region), source="adoption")
+           for h in ctx_homes]
+    where = {h.site_id: h for h in ctx_homes}
+    for s in stages:
+        h = where.get(s.site_id)
+        if h is not None:
+            out.append(wrap(StageChanged(
+                submission_id=uuid.uuid4(), site_id=s.site_id, icb_code=h.icb_code,
+                psc_code=h.psc_code, programme=PROGRAMME, from_tool=None,
+                to_tool="NEWS2 and soft signs", to_stage=s.stage, applies_from=s.applies_from,
+                reported_at=now, reporter="bench"), source="adoption"))
+    return out
+
+
+def consumer_ceiling(raw: list[bytes]) -> float:
+    """Decode + parse + dispatch lookup per event, no database: the consumer minus its writes."""
+    handlers = {SiteRegistered.TYPE: None, StageChanged.TYPE: None}
+    start = time.perf_counter()
+    for value in raw:
+        envelope = decode(value)
+        handlers.get(envelope.type)
+        parse(envelope)
+    return len(raw) / (time.perf_counter() - start)
+
+
+@scenario("rebuild")
+async def rebuild(ctx: Context) -> list[Row]:
+    ceiling = await consumer_ceiling_rate(ctx)
+    row = Row("rebuild from history (sites + stage records)", None, "events/s", ceiling,
+              "consumer decode+dispatch, writes disabled", Target(">=", 50_000, "events/s"))
+    try:
+        built = await populate(ctx)
+    except (ImportError, AttributeError) as exc:
+        row.skipped = f"not available yet: services.reports.rebuild ({exc})"[:200]
+        return [row]
+    row.figure, row.details = built["rate"], built
+    row.note = (f"{built['replayed']:,} of {built['events']:,} events replayed in "
+                f"{built['replay_s']:.1f} s, then every fact derived in {built['derive_s']:.1f} s"
+                + (" (STOPPED at the time budget: the rate is what was reached)"
+                   if built["stopped"] else ""))
+    return [row]
+
+
+async def consumer_ceiling_rate(ctx: Context) -> float:
+    envs = await history_envelopes(ctx)
+    raw = [encode(e) for e in envs]
+    return await asyncio.to_thread(consumer_ceiling, raw)
+
+
+async def history_envelopes(ctx: Context) -> list[Envelope]:
+    async def make() -> list[Envelope]:
+        data, in_play = await dataset(ctx), await homes(ctx)
+        return await asyncio.to_thread(history, in_play, data.stages)
+    return await ctx.cached("history-envelopes", make)
+
+
+async def populate(ctx: Context) -> dict[str, Any]:
+    """Rebuild a fresh reports database from the history, in 5,000-event transactions.
+
+    Bounded in time: past the budget the replay stops, the facts are derived from what was
+    replayed, and the figure is the rate reached. Migrated by reports' own migrations.
+    """
+    async def build() -> dict[str, Any]:
+        from services.reports import rebuild as rb
+        from services.reports.bootstrap import bootstrap
+        from services.reports.facts import Horizon
+
+        url = ctx.env().database()
+        runtime = bootstrap(load_settings("reports", database_url=url), bus=MemoryBus())
+        await upgrade(runtime.db, runtime.migrations)
+        await runtime.db.dispose()
+        envs = rb.canonical(await history_envelopes(ctx))
+        db, horizon = Database(url), Horizon.of("2021/22 Q1")
+        budget, replayed, stopped = ctx.size(300.0, 30.0), 0, False
+        try:
+            start = time.perf_counter()
+            for i in range(0, len(envs), 5000):
+                if time.perf_counter() - start > budget:
+                    stopped = True
+                    break
+                async with db.transaction() as session:
+                    await rb.replay(session, envs[i:i + 5000], horizon)
+                replayed += len(envs[i:i + 5000])
+            replay_s = time.perf_counter() - start
+            async with db.transaction() as session:
+                await rb.derive_all(session, horizon)
+            total = time.perf_counter() - start
+        finally:
+            await db.dispose()
+        return {"url": url, "rate": replayed / total, "replayed": replayed, "events": len(envs),
+                "replay_s": replay_s, "derive_s": total - replay_s, "stopped": stopped,
+                "homes": len(await homes(ctx))}
+    return await ctx.cached("reports-populated", build)
