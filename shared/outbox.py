@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, Uuid, insert, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, Uuid, text
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.dialect import insert_rows
 from shared.events import Envelope, Event, encode, wrap
+from shared.events.envelope import Encoded
 
 SeqType = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PKs only
 
@@ -99,8 +101,17 @@ async def add_events(
         envelopes.append(env)
         rows.append(outbox_values(env, topic, now))
     if rows:
-        await session.execute(insert(OUTBOX), rows)
+        await insert_rows(session, OUTBOX, rows)  # one statement, whatever the batch size
     return envelopes
+
+
+async def add_encoded(session: AsyncSession, events: Iterable[Encoded]) -> None:
+    """``add_events`` for envelopes already encoded (``shared.events.envelope.fast_encode``)."""
+    now = utcnow()
+    rows = [{"event_id": e.id, "event_type": e.type, "topic": e.topic, "key": e.subject,
+             "payload": e.payload, "created_at": now, "attempts": 0, "next_attempt_at": now}
+            for e in events]
+    await insert_rows(session, OUTBOX, rows)
 
 
 def _topic_of(item: Event | Envelope, env: Envelope) -> str:
