@@ -6,6 +6,9 @@ to load trend history and scale settings in a few queries instead of a few per m
 offsets committed after it, per-message retry and dead letters on failure; ``_one_by_one``
 re-enters ``_apply`` with a batch of one) and changes only how a batch is applied: one
 multi-row inbox insert, then one batch handler call with the events seen for the first time.
+An ObservationRecorded envelope is validated with its event in one pydantic pass (``_read``);
+anything that fails it goes through ``decode`` + ``parse`` and raises as before, so a
+malformed message still fails its batch and is dead-lettered alone.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.scoring.scoring import score_observations
 from shared.bus.base import Message
 from shared.consumer import ConsumerRunner, Handler
-from shared.dialect import insert_ignore
+from shared.dialect import insert_rows
 from shared.events import Envelope, Event, ObservationRecorded, decode, parse, topics
 from shared.inbox import INBOX
 from shared.outbox import utcnow
@@ -50,11 +54,10 @@ class BatchConsumerRunner(ConsumerRunner):
         self.batch_handler = batch_handler
 
     async def _apply(self, batch: Sequence[Message]) -> None:
-        decoded = [decode(m.value) for m in batch]
-        wanted = [(env, parse(env)) for env in decoded if env.type in self.handlers]
+        wanted = [w for m in batch if (w := _read(m.value, self.handlers)) is not None]
         async with self.db.transaction() as session:
-            fresh_ids = await _first_time_many(session, self.name, [e for e, _ in wanted])
-            fresh = [event for env, event in wanted if fresh_ids.pop(env.id, None)]
+            fresh_ids = await _first_time_many(session, self.name, [i for i, _ in wanted])
+            fresh = [event for event_id, event in wanted if fresh_ids.pop(event_id, None)]
             if fresh:
                 await self.batch_handler(session, fresh)
         self.stats.applied += len(fresh)
@@ -63,18 +66,37 @@ class BatchConsumerRunner(ConsumerRunner):
             self.after_commit()
 
 
+class _ObservationEnvelope(Envelope):
+    data: ObservationRecorded  # type: ignore[assignment]  # validated in the same pass
+
+
+def _read(raw: bytes, handlers: dict[str, tuple[str, Handler]]) -> tuple[uuid.UUID, Event] | None:
+    """(envelope id, event), or None for a type this consumer ignores; raises if malformed.
+
+    One pydantic pass reads an ObservationRecorded envelope; anything else takes the generic
+    ``decode`` + ``parse`` path, which raises exactly as the shared runner's would.
+    """
+    try:
+        env = _ObservationEnvelope.model_validate_json(raw)
+    except ValidationError:
+        env = None
+    if (env is not None and env.type == ObservationRecorded.TYPE and env.type in handlers
+            and env.schemaversion <= ObservationRecorded.VERSION):
+        return env.id, env.data
+    generic = decode(raw)
+    return (generic.id, parse(generic)) if generic.type in handlers else None
+
+
 async def _first_time_many(session: AsyncSession, consumer: str,
-                           envelopes: Sequence[Envelope]) -> dict[uuid.UUID, bool]:
+                           event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
     """Record a batch in the inbox at once; the ids not seen before (each id once)."""
-    ids = list(dict.fromkeys(env.id for env in envelopes))
+    ids = list(dict.fromkeys(event_ids))
     if not ids:
         return {}
-    dialect = session.get_bind().dialect.name
     now = utcnow()
     rows = [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids]
-    # executemany: SQLAlchemy batches the rows into multi-row INSERTs with one cached plan.
-    stmt = insert_ignore(INBOX, dialect).returning(INBOX.c.event_id)
-    return {row: True for row in (await session.execute(stmt, rows)).scalars()}
+    written = await insert_rows(session, INBOX, rows, ignore_conflicts=True, returning="event_id")
+    return dict.fromkeys(written, True)
 
 
 def add_to(runtime: Runtime) -> BatchConsumerRunner:

@@ -11,11 +11,13 @@ So loading those two sets per resident is exact, whatever the arrival order.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +26,9 @@ from services.scoring.domain.assessment import ScaleSetting
 from services.scoring.domain.news2 import RiskBand
 from services.scoring.domain.trend import ScoredObservation
 from services.scoring.models import RESIDENT, SCORE, SPO2_SCALE, utc
+from shared.dialect import in_values
+
+Who = Callable[[Any], Any]  # column -> "column is one of the batch's residents"
 
 
 @dataclass
@@ -36,21 +41,21 @@ class BatchContext:
 async def load_context(session: AsyncSession, *, observation_ids: Iterable[uuid.UUID],
                        residents: set[str], lo: datetime, hi: datetime) -> BatchContext:
     """Existing scores, scale settings and trend history for one batch."""
-    ctx = BatchContext()
-    ids = list(observation_ids)
-    found = await session.execute(select(SCORE.c.observation_id)
-                                  .where(SCORE.c.observation_id.in_(ids)))
+    ctx, dialect = BatchContext(), session.get_bind().dialect.name
+    found = await session.execute(select(SCORE.c.observation_id).where(
+        in_values(SCORE.c.observation_id, observation_ids, dialect)))
     ctx.scored = set(found.scalars())
-    ctx.scales = await _scales(session, residents)
-    for row in await _window(session, residents, lo, hi) + await _before(session, residents, lo):
+    who = functools.partial(in_values, values=residents, dialect_name=dialect)
+    ctx.scales = await _scales(session, who)
+    for row in await _window(session, who, lo, hi) + await _before(session, who, lo):
         ctx.history[row.resident].append(
             ScoredObservation(utc(row.taken_at), row.total, RiskBand(row.risk)))
     return ctx
 
 
-async def _scales(session: AsyncSession, residents: set[str]) -> dict[str, list[ScaleSetting]]:
+async def _scales(session: AsyncSession, who: Who) -> dict[str, list[ScaleSetting]]:
     rows = await session.execute(
-        select(SPO2_SCALE).where(SPO2_SCALE.c.resident.in_(residents))
+        select(SPO2_SCALE).where(who(SPO2_SCALE.c.resident))
         .order_by(SPO2_SCALE.c.resident, SPO2_SCALE.c.set_at, SPO2_SCALE.c.id))
     out: dict[str, list[ScaleSetting]] = defaultdict(list)
     for r in rows:
@@ -63,14 +68,14 @@ def _complete():  # type: ignore[no-untyped-def]
         SCORE.c.total.is_not(None))
 
 
-async def _window(session: AsyncSession, residents: set[str], lo: datetime,
+async def _window(session: AsyncSession, who: Who, lo: datetime,
                   hi: datetime) -> list:  # type: ignore[type-arg]
-    stmt = _complete().where(SCORE.c.resident.in_(residents), SCORE.c.taken_at >= lo,
+    stmt = _complete().where(who(SCORE.c.resident), SCORE.c.taken_at >= lo,
                              SCORE.c.taken_at < hi)
     return list(await session.execute(stmt))
 
 
-async def _before(session: AsyncSession, residents: set[str],
+async def _before(session: AsyncSession, who: Who,
                   lo: datetime) -> list:  # type: ignore[type-arg]
     """Each resident's latest complete score before ``lo``, whatever its age (band rule)."""
     prev = SCORE.alias("prev")
@@ -79,7 +84,7 @@ async def _before(session: AsyncSession, residents: set[str],
                      prev.c.taken_at < lo)
               .scalar_subquery())
     per = (select(RESIDENT.c.resident, latest.label("at"))
-           .where(RESIDENT.c.resident.in_(residents)).subquery())
+           .where(who(RESIDENT.c.resident)).subquery())
     stmt = _complete().join(per, and_(SCORE.c.resident == per.c.resident,
                                       SCORE.c.taken_at == per.c.at))
     return list(await session.execute(stmt))

@@ -12,6 +12,9 @@ Invariants
   compared with its true predecessor; the later readings keep the flags they were given.
 - Scale 2 only from the resident's recorded setting in force at taken-at; a device's scale
   claim is kept for audit and otherwise ignored.
+- Hot path (about 5,000 observations/s is the target): events are encoded straight to JSON
+  (``fast_encode``, the same bytes as the pydantic path) from values already validated, and
+  every table is written with one statement per batch (``shared.dialect.insert_rows``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.scoring.domain.assessment import Assessment, assess, rejection_reasons, scale_in_force
@@ -30,9 +32,10 @@ from services.scoring.domain.news2 import ClaimCheck, ImplausibleVitals, Vitals
 from services.scoring.domain.softsigns import UnknownSoftSigns
 from services.scoring.history import BatchContext, load_context
 from services.scoring.models import FLAG, RESIDENT, SCORE, utc
-from shared.dialect import insert_ignore, upsert_many_if_newer
-from shared.events import DeteriorationFlagged, Event, ObservationRecorded, ScoreComputed
-from shared.outbox import add_events, utcnow
+from shared.dialect import insert_rows
+from shared.events import DeteriorationFlagged, ObservationRecorded, ScoreComputed
+from shared.events.envelope import Encoded, fast_encode
+from shared.outbox import add_encoded, utcnow
 
 SOURCE = "scoring"
 FLAG_NAMESPACE = uuid.UUID("5b0f3c1e-2f7a-4c0e-9a57-3f1d2c4e8b61")
@@ -44,7 +47,7 @@ VITAL_FIELDS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse",
 class _Writes:
     scores: list[dict[str, Any]] = field(default_factory=list)
     flags: list[dict[str, Any]] = field(default_factory=list)
-    events: dict[uuid.UUID, list[Event]] = field(default_factory=dict)
+    events: dict[uuid.UUID, list[Encoded]] = field(default_factory=dict)
 
 
 async def score_observations(session: AsyncSession, batch: Sequence[ObservationRecorded]) -> None:
@@ -78,29 +81,29 @@ def _score_one(obs: ObservationRecorded, ctx: BatchContext, w: _Writes, now: dat
                    scale2=scale_in_force(ctx.scales.get(obs.resident, ()), taken_at),
                    claimed_total=obs.client_news2_total, history=history)
     except (ImplausibleVitals, UnknownSoftSigns):
-        row = _base(obs, now)
+        row = _base(obs, now, taken_at)
         row["detail"]["rejection"] = rejection_reasons(vitals, obs.soft_signs)
         w.scores.append(row)
         return
     if a.result.total is not None:
         history.append(a.observed)
     flag_id = uuid.uuid5(FLAG_NAMESPACE, str(obs.observation_id)) if a.flag_reasons else None
-    w.scores.append(_scored(_base(obs, now), a, flag_id))
-    w.events[obs.observation_id] = [_score_event(obs, a)]
+    w.scores.append(row := _scored(_base(obs, now, taken_at), a, flag_id))
+    events = w.events[obs.observation_id] = [_score_event(obs, row, now)]
     if flag_id is not None:
-        w.flags.append(_flag(obs, a, flag_id, now))
-        w.events[obs.observation_id].append(_flag_event(obs, a, flag_id))
+        w.flags.append(flag := _flag(obs, a, flag_id, now, taken_at))
+        events.append(_flag_event(flag, obs, now))
 
 
-def _base(obs: ObservationRecorded, now: datetime) -> dict[str, Any]:
+def _base(obs: ObservationRecorded, now: datetime, taken_at: datetime) -> dict[str, Any]:
     vitals = {k: (None if (v := getattr(obs, k)) is None else str(v) if not isinstance(v, bool)
                   else v) for k in VITAL_FIELDS}
     detail = {"vitals": vitals, "sub_scores": None, "missing": [],
               "soft_signs": list(obs.soft_signs), "trend": [], "rejection": None}
     return {"observation_id": obs.observation_id, "resident": obs.resident,
             "site_id": obs.site_id, "icb_code": obs.icb_code, "psc_code": obs.psc_code,
-            "taken_at": utc(obs.taken_at), "received_at": utc(obs.received_at),
-            "scored_at": now, "source_platform": obs.source_platform, "status": "rejected",
+            "taken_at": taken_at, "received_at": utc(obs.received_at), "scored_at": now,
+            "source_platform": obs.source_platform, "status": "rejected",
             "scale": None, "total": None, "risk": None, "red_score": False,
             "monitoring": None, "client_total": obs.client_news2_total, "claim": None,
             "claim_mismatch": False, "flag_id": None, "detail": detail}
@@ -121,51 +124,49 @@ def _subs(a: Assessment) -> dict[str, int]:
     return {k: v for k, v in a.result.sub_scores._asdict().items() if v is not None}
 
 
-def _score_event(obs: ObservationRecorded, a: Assessment) -> ScoreComputed:
-    r = a.result
-    return ScoreComputed(
-        observation_id=obs.observation_id, resident=obs.resident, site_id=obs.site_id,
-        icb_code=obs.icb_code, psc_code=obs.psc_code, taken_at=obs.taken_at,
-        scale=int(r.scale), sub_scores=_subs(a), missing=r.missing, total=r.total,
-        risk=r.risk and str(r.risk), red_score=r.red_score,
-        monitoring=r.monitoring and str(r.monitoring), soft_signs=tuple(obs.soft_signs),
-        client_total=obs.client_news2_total, claim_mismatch=a.claim is ClaimCheck.MISMATCH)
+def _score_event(obs: ObservationRecorded, row: dict[str, Any], now: datetime) -> Encoded:
+    """ScoreComputed for a scored row, encoded directly: every value in it comes from a
+    validated event or the scoring core (taken-at as received, like the pydantic path)."""
+    detail = row["detail"]
+    return fast_encode(ScoreComputed, {
+        "observation_id": obs.observation_id, "resident": obs.resident, "site_id": obs.site_id,
+        "icb_code": obs.icb_code, "psc_code": obs.psc_code, "taken_at": obs.taken_at,
+        "scale": row["scale"], "sub_scores": detail["sub_scores"], "missing": detail["missing"],
+        "total": row["total"], "risk": row["risk"], "red_score": row["red_score"],
+        "monitoring": row["monitoring"], "soft_signs": detail["soft_signs"],
+        "client_total": row["client_total"], "claim_mismatch": row["claim_mismatch"]},
+        source=SOURCE, time=now)
 
 
-def _flag(obs: ObservationRecorded, a: Assessment, flag_id: uuid.UUID, now: datetime) -> dict:
+def _flag(obs: ObservationRecorded, a: Assessment, flag_id: uuid.UUID, now: datetime,
+          taken_at: datetime) -> dict[str, Any]:
     reasons = [str(x) for x in a.flag_reasons] + [str(t) for t in a.trend.reasons]
     return {"flag_id": flag_id, "observation_id": obs.observation_id, "resident": obs.resident,
             "site_id": obs.site_id, "icb_code": obs.icb_code, "psc_code": obs.psc_code,
-            "taken_at": utc(obs.taken_at), "raised_at": now, "reasons": reasons,
+            "taken_at": taken_at, "raised_at": now, "reasons": reasons,
             "total": a.result.total, "risk": a.result.risk and str(a.result.risk),
             "acknowledged_at": None, "acknowledged_by": None}
 
 
-def _flag_event(obs: ObservationRecorded, a: Assessment, flag_id: uuid.UUID) -> Event:
-    reasons = tuple(str(x) for x in a.flag_reasons) + tuple(str(t) for t in a.trend.reasons)
-    return DeteriorationFlagged(
-        flag_id=flag_id, observation_id=obs.observation_id, resident=obs.resident,
-        site_id=obs.site_id, icb_code=obs.icb_code, psc_code=obs.psc_code,
-        taken_at=obs.taken_at, reasons=reasons, total=a.result.total,
-        risk=a.result.risk and str(a.result.risk))
+def _flag_event(flag: dict[str, Any], obs: ObservationRecorded, now: datetime) -> Encoded:
+    """DeteriorationFlagged for a flag row, encoded directly (as ``_score_event``)."""
+    return fast_encode(DeteriorationFlagged, {
+        "flag_id": flag["flag_id"], "observation_id": obs.observation_id,
+        "resident": obs.resident, "site_id": obs.site_id, "icb_code": obs.icb_code,
+        "psc_code": obs.psc_code, "taken_at": obs.taken_at, "reasons": flag["reasons"],
+        "total": flag["total"], "risk": flag["risk"]}, source=SOURCE, time=now)
 
 
 async def _write(session: AsyncSession, w: _Writes, fresh: list[ObservationRecorded]) -> None:
-    dialect = session.get_bind().dialect.name
-    inserted: set[uuid.UUID] = set()
-    if w.scores:
-        stmt = insert_ignore(SCORE, dialect).returning(SCORE.c.observation_id)
-        inserted = set((await session.execute(stmt, w.scores)).scalars())
-    flags = [f for f in w.flags if f["observation_id"] in inserted]
-    if flags:
-        await session.execute(insert(FLAG), flags)
-    await _remember_residents(session, dialect, fresh)
-    events = [e for oid, evs in w.events.items() if oid in inserted for e in evs]
-    await add_events(session, events, source=SOURCE)
+    inserted = set(await insert_rows(session, SCORE, w.scores, ignore_conflicts=True,
+                                     returning="observation_id"))
+    await insert_rows(session, FLAG, [f for f in w.flags if f["observation_id"] in inserted])
+    await _remember_residents(session, fresh)
+    await add_encoded(session, [e for oid, evs in w.events.items() if oid in inserted
+                                for e in evs])
 
 
-async def _remember_residents(session: AsyncSession, dialect: str,
-                              fresh: list[ObservationRecorded]) -> None:
+async def _remember_residents(session: AsyncSession, fresh: list[ObservationRecorded]) -> None:
     """Each resident's site as of their latest reading by taken-at (one row per resident)."""
     latest: dict[str, dict[str, Any]] = {}
     for o in fresh:
@@ -174,6 +175,5 @@ async def _remember_residents(session: AsyncSession, dialect: str,
             latest[o.resident] = {"resident": o.resident, "site_id": o.site_id,
                                   "icb_code": o.icb_code, "psc_code": o.psc_code,
                                   "last_taken_at": at}
-    columns = ["resident", "site_id", "icb_code", "psc_code", "last_taken_at"]
-    stmt = upsert_many_if_newer(RESIDENT, dialect, ["resident"], columns, "last_taken_at")
-    await session.execute(stmt, list(latest.values()))
+    await insert_rows(session, RESIDENT, list(latest.values()),
+                      newer=(["resident"], "last_taken_at"))
