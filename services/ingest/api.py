@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -19,7 +20,6 @@ from services.ingest.schemas import (
     ObservationSetIn,
     ObservationSetOut,
     RecordedOut,
-    SetResult,
 )
 from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import Principal, Role, require
@@ -29,6 +29,7 @@ WRITERS = (Role.PLATFORM,)
 READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN)]
 _ITEM = TypeAdapter(ObservationSetIn)
+_ITEMS = TypeAdapter(list[ObservationSetIn])
 
 
 def router(runtime: IngestRuntime) -> APIRouter:
@@ -36,7 +37,7 @@ def router(runtime: IngestRuntime) -> APIRouter:
 
     @api.post("/observation-sets", response_model=RecordedOut, status_code=201,
               responses={200: {"description": "a retry: the original result and id"}})
-    async def post_set(body: ObservationSetIn, response: Response,
+    async def post_set(body: ObservationSetIn,
                        principal: Annotated[Principal, Depends(require(*WRITERS))],
                        idempotency_key: IdempotencyKey = None) -> Any:
         """Record one observation set; 201 when new, 200 with the original id on a retry."""
@@ -46,17 +47,16 @@ def router(runtime: IngestRuntime) -> APIRouter:
             status, out = await runtime.intake(
                 principal, [body], _single, idempotency_key=idempotency_key,
                 request=body.model_dump(mode="json"))
-        response.status_code = status
-        return out
+        return _json(status, out)
 
     @api.post("/observation-sets/batch", response_model=BatchOut)
     async def post_batch(body: BatchIn, principal: Annotated[Principal, Depends(require(*WRITERS))],
                          idempotency_key: IdempotencyKey = None) -> Any:
         """Record up to 1,000 sets; each item is accepted, a duplicate, or rejected on its own."""
-        items = [_parse(raw) for raw in body.items]
+        items = _parse_all(body.items)
         _, out = await runtime.intake(principal, items, _batch, idempotency_key=idempotency_key,
                                       request=body.items)
-        return out
+        return _json(200, out)
 
     @api.get("/observation-sets/{set_id}", response_model=ObservationSetOut)
     async def get_set(set_id: uuid.UUID,
@@ -92,12 +92,34 @@ def _single(outcomes: list[Outcome]) -> tuple[int, Any]:
 
 
 def _batch(outcomes: list[Outcome]) -> tuple[int, Any]:
-    results = [SetResult(index=i, outcome=o.kind, id=o.id, status=o.status, errors=o.errors)
-               for i, o in enumerate(outcomes)]
+    """The ``BatchOut`` document, built directly (``exclude_none``: no null id or errors)."""
+    results = [_result(i, o) for i, o in enumerate(outcomes)]
     kinds = [o.kind for o in outcomes]
-    out = BatchOut(accepted=kinds.count("accepted"), duplicates=kinds.count("duplicate"),
-                   rejected=kinds.count("rejected"), results=results)
-    return 200, out.model_dump(mode="json", exclude_none=True)
+    return 200, {"accepted": kinds.count("accepted"), "duplicates": kinds.count("duplicate"),
+                 "rejected": kinds.count("rejected"), "results": results}
+
+
+def _result(index: int, one: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": index, "outcome": one.kind}
+    if one.id is not None:
+        out["id"] = str(one.id)
+    out["status"] = one.status
+    if one.errors is not None:
+        out["errors"] = one.errors
+    return out
+
+
+def _json(status: int, body: Any) -> Response:
+    # The documents are built to their response models already: skip re-validation.
+    return Response(json.dumps(body, default=str, separators=(",", ":")).encode(),
+                    status_code=status, media_type="application/json")
+
+
+def _parse_all(raws: list[dict[str, Any]]) -> list[ObservationSetIn | Rejected]:
+    try:  # one validator call for the whole list; item by item only to report errors
+        return list(_ITEMS.validate_python(raws))
+    except ValidationError:
+        return [_parse(raw) for raw in raws]
 
 
 def _parse(raw: dict[str, Any]) -> ObservationSetIn | Rejected:

@@ -2,9 +2,10 @@
 
 Invariants
 - A set is identified by its generated ``id``; ``(source_platform, platform_set_id)`` is unique.
-- Insert is ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the whole batch (SQLAlchemy
-  Core executemany): only rows that really went in get an ``ObservationRecorded`` outbox row,
-  in the same transaction, so a duplicate never re-emits an event.
+- Insert is ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the whole batch (one
+  ``unnest`` statement on PostgreSQL, Core executemany on SQLite): only rows that really went
+  in get an ``ObservationRecorded`` outbox row, in the same transaction, so a duplicate never
+  re-emits an event.
 - A row that did not go in collided with an existing ``(source_platform, platform_set_id)``:
   same content (keyed content MAC) -> "duplicate" of the existing id; different content ->
   rejected with 409 naming ``platform_set_id``.
@@ -15,21 +16,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.ingest.events import encoded_events
+from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
-from shared.dialect import insert_ignore
-from shared.events import ObservationRecorded
-from shared.outbox import add_events
+from shared.dialect import insert_rows
+from shared.outbox import add_encoded, utcnow
 from shared.problems import Problem
-
-SOURCE = "/mandet/ingest"
-_DECIMALS = ("respiration_rate", "spo2", "systolic_bp", "pulse", "temperature_c")
 
 
 def dialect_of(session: AsyncSession | AsyncConnection) -> str:
@@ -55,12 +53,12 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
     for row in rows:
         row["id"] = uuid.uuid4()
         row["received_at"] = received_at
-    dialect = dialect_of(session)
-    stmt = insert_ignore(SETS, dialect).returning(SETS.c.id)
-    inserted = set((await session.execute(stmt, rows)).scalars().all())
+    inserted = set(await insert_rows(session, SETS, rows, ignore_conflicts=True,
+                                     returning="id"))
     fresh = [row for row in rows if row["id"] in inserted]
-    await add_events(session, [recorded_event(row) for row in fresh], source=SOURCE)
-    existing = await _existing(session, [row for row in rows if row["id"] not in inserted])
+    await add_encoded(session, encoded_events(fresh, utcnow()))  # one per real insert
+    missed = [row for row in rows if row["id"] not in inserted]
+    existing = await _existing(session, missed) if missed else {}
     return [_outcome(row, inserted, existing) for row in rows]
 
 
@@ -87,19 +85,6 @@ def _outcome(row: dict[str, Any], inserted: set[uuid.UUID],
     return Outcome("rejected", None, 409, [{
         "field": "platform_set_id", "value": row["platform_set_id"],
         "reason": f"already used by set {found[0]} with different content"}])
-
-
-def recorded_event(row: dict[str, Any]) -> ObservationRecorded:
-    """The published fact: values as exact Decimals in normalised units, keyed by pseudonym."""
-    values = {k: Decimal(row[k]) if row[k] is not None else None for k in _DECIMALS}
-    return ObservationRecorded(
-        observation_id=row["id"], resident=row["resident"], site_id=row["site_id"],
-        icb_code=row["icb_code"], psc_code=row["psc_code"], taken_at=row["taken_at"],
-        received_at=row["received_at"], source_platform=row["source_platform"],
-        platform_set_id=row["platform_set_id"], on_oxygen=row["on_oxygen"],
-        consciousness=row["consciousness"], spo2_scale_claim=row["spo2_scale_claim"],
-        soft_signs=tuple(row["soft_signs"].split()), client_news2_total=row["client_news2_total"],
-        recorder=row["recorder"], **values)
 
 
 async def get_set(session: AsyncSession | AsyncConnection, set_id: uuid.UUID) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the event and every error message carry the pseudonym or nothing.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -121,18 +120,18 @@ def _stored(values: dict[str, Any]) -> dict[str, Any]:
 
 def decimal_text(value: Decimal) -> str:
     """One spelling per number (36.50 and 36.5 are the same reading), never exponent form."""
-    text = format(value.normalize(), "f")
+    text = str(value)  # already canonical for a plain integer such as 96 (the usual case)
+    if "." in text or "E" in text:
+        text = format(value.normalize(), "f")
     return "0" if text == "-0" else text
 
 
 def content_hash(row: dict[str, Any], key: bytes) -> str:
     """Keyed MAC of the normalised content (the resident appears only as its pseudonym)."""
-    doc = "\x1f".join(f"{name}={_canonical(row[name])}" for name in _CONTENT_FIELDS)
-    return hmac.new(key, _CONTENT_TAG + doc.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _canonical(value: Any) -> Any:
-    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+    taken = row["taken_at"].astimezone(UTC).isoformat()  # the one datetime field
+    doc = "\x1f".join([f"{name}={taken if name == 'taken_at' else row[name]}"
+                        for name in _CONTENT_FIELDS])
+    return hmac.digest(key, _CONTENT_TAG + doc.encode(), "sha256").hex()[:32]
 
 
 # Every stored field that makes a set what it is (not its id, arrival time or the hash).

@@ -16,8 +16,8 @@ prefix together if the scheme ever changes, so old and new pseudonyms are visibl
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import operator
 import re
 
 PSEUDONYM_PREFIX = "p1_"
@@ -30,6 +30,7 @@ _LOCAL_TAG = b"mandet/local-id/v1\x00"
 _ALLOWED = re.compile(r"[0-9 -]*")
 _GROUPED = re.compile(r"[0-9]{3}([ -])[0-9]{3}\1[0-9]{4}")
 _BARE = re.compile(r"[0-9]{10}")
+_NINE = re.compile(r"[0-9]{9}")
 _WEIGHTS = range(10, 1, -1)
 
 
@@ -43,9 +44,13 @@ class InvalidNhsNumber(ValueError):
 
 def check_digit(first_nine: str) -> int | None:
     """Modulus-11 check digit for nine digits; None when the result is 10 (invalid)."""
-    if not re.fullmatch(r"[0-9]{9}", first_nine):
+    if not _NINE.fullmatch(first_nine):
         raise ValueError("check_digit needs exactly nine digits")
-    total = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS, strict=True))
+    return _check(first_nine)
+
+
+def _check(nine: str) -> int | None:
+    total = sum(map(operator.mul, map(int, nine), _WEIGHTS))
     check = 11 - total % 11
     if check == 11:
         return 0
@@ -56,6 +61,8 @@ def _digits(raw: str) -> str:
     if not isinstance(raw, str):
         raise InvalidNhsNumber(f"must be a string, got {type(raw).__name__}")
     text = raw.strip()
+    if _BARE.fullmatch(text):  # the usual spelling: every check below would pass
+        return text
     if not _ALLOWED.fullmatch(text):
         raise InvalidNhsNumber("may contain only digits, spaces and hyphens")
     digits = text.replace(" ", "").replace("-", "")
@@ -71,7 +78,7 @@ def normalise(raw: str) -> str:
     digits = _digits(raw)
     if len(set(digits)) == 1:
         raise InvalidNhsNumber("all digits the same")
-    expected = check_digit(digits[:9])
+    expected = _check(digits[:9])
     if expected is None:
         raise InvalidNhsNumber("check digit would be 10, so no valid number has these digits")
     if expected != int(digits[9]):
@@ -97,7 +104,7 @@ def _mac(key: bytes, message: bytes) -> str:
         raise TypeError("pseudonym key must be bytes")
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"pseudonym key must be at least {MIN_KEY_BYTES} bytes")
-    return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS]
+    return hmac.digest(bytes(key), message, "sha256").hex()[:PSEUDONYM_HEX_CHARS]
 
 
 def pseudonymise(nhs_number: str, key: bytes) -> str:
