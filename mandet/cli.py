@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="move the rebuilt SQLite file over the live one (service stopped)")
     rebuild.set_defaults(func=_rebuild_reports)
 
+    demo = sub.add_parser("demo", help="fill a running platform with a simulated year")
+    demo.add_argument("--url", default="http://127.0.0.1:8000")
+    demo.add_argument("--max-sites", type=int, default=None)
+    demo.set_defaults(func=_demo)
+
     token = sub.add_parser("token", help="issue a signed bearer token")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", default=None, help="who the token is for")
@@ -163,6 +168,23 @@ def _rebuild_reports(args: argparse.Namespace) -> None:
     from services.reports.rebuild_command import run
 
     print(run(load_settings("reports"), source=args.source, into=args.into, swap=args.swap))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import httpx
+
+    from mandet.demo import run
+
+    settings = load_settings("adoption")
+    token = TokenService(settings.jwt_secret.get_secret_value(), settings.jwt_issuer).issue(
+        "demo", Role.ADMIN)
+
+    async def go() -> dict[str, int]:
+        async with httpx.AsyncClient(base_url=args.url, timeout=120,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            return await run(client, max_sites=args.max_sites)
+
+    print(asyncio.run(go()), f"- views: {args.url}/reports/adoption?level=psc")
 
 
 def _token(args: argparse.Namespace) -> None:

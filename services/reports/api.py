@@ -1,19 +1,121 @@
-"""Reports HTTP routes (the QART views arrive with issue #6)."""
+"""Reports HTTP routes: validate the query, check scope, call a query, render. Nothing more."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
+from services.reports import activity_queries, queries, render, scope
+from services.reports.domain.adoption import ALL_TOOLS, Ambitions
+from services.reports.domain.stages import from_ordinal, ordinal
+from services.reports.models import Freshness, IcbRegistrations
 from shared.auth import Principal, Role, require
+from shared.problems import Problem
+from shared.quarters import Quarter
 from shared.runtime import Runtime
-from services.reports.models import IcbRegistrations
+
+READERS = (Role.DASHBOARD, Role.PSC)
+QUARTER = r"^[0-9]{4}/[0-9]{2} Q[1-4]$"
+CODE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
+MAX_QUARTERS = 40
+
+
+class Window(BaseModel):
+    """One quarter, or a range ``first``..``last`` (inclusive); default: the latest."""
+
+    model_config = ConfigDict(extra="forbid")
+    quarter: str | None = Field(default=None, pattern=QUARTER)
+    first: str | None = Field(default=None, pattern=QUARTER)
+    last: str | None = Field(default=None, pattern=QUARTER)
+    format: Literal["json", "csv"] = "json"
+
+
+class AdoptionQuery(Window):
+    level: Literal["national", "region", "psc", "icb"] = "national"
+    code: str | None = Field(default=None, pattern=CODE)
+    programme: str | None = Field(default=None, pattern=CODE)
+    tool: str = Field(default=ALL_TOOLS, min_length=1, max_length=100, pattern=r"^[^\x00]*$",
+                      description="a tool name, * for all tools, or 'each'")
+
+
+class TransitionsQuery(Window):
+    level: Literal["national", "region", "psc", "icb"] = "national"
+    code: str | None = Field(default=None, pattern=CODE)
+    programme: str | None = Field(default=None, pattern=CODE)
+
+
+class ActivityQuery(Window):
+    level: Literal["national", "psc", "icb", "site"] = "national"
+    code: str | None = Field(default=None, pattern=CODE)
+
+
+class QualityQuery(Window):
+    programme: str | None = Field(default=None, pattern=CODE)
+
+
+def _quarter(label: str, field: str) -> int:
+    try:
+        return ordinal(Quarter.parse(label))
+    except ValueError as exc:
+        raise Problem(422, "Request is not valid", str(exc),
+                      errors=[{"field": field, "value": label, "reason": str(exc)}]) from exc
+
+
+def window(q: Window, floor: int, horizon: int) -> tuple[int, int]:
+    """Quarter ordinals asked for, refused outside the materialised range."""
+    if q.quarter and (q.first or q.last):
+        raise Problem(422, "Request is not valid", "give quarter, or first and last, not both",
+                      errors=[{"field": "quarter", "value": q.quarter,
+                               "reason": "not with first/last"}])
+    one = q.quarter and _quarter(q.quarter, "quarter")
+    first = one or (_quarter(q.first, "first") if q.first else horizon)
+    last = one or (_quarter(q.last, "last") if q.last else horizon)
+    for name, qn in (("first", first), ("last", last)):
+        if not floor <= qn <= horizon:
+            reason = (f"views cover {from_ordinal(floor).label} to {from_ordinal(horizon).label}")
+            raise Problem(422, "Request is not valid", reason,
+                          errors=[{"field": name, "value": from_ordinal(qn).label,
+                                   "reason": reason}])
+    if first > last or last - first >= MAX_QUARTERS:
+        raise Problem(422, "Request is not valid", f"first..last must be 1-{MAX_QUARTERS} "
+                      "quarters in order", errors=[{"field": "last", "reason": "bad range"}])
+    return first, last
+
+
+async def freshness_of(session, floor: int) -> tuple[dict[str, Any], int]:  # noqa: ANN001
+    """Freshness metadata and the last materialised quarter (the clock's, before any event)."""
+    row = (await session.exec(select(Freshness))).first()
+    horizon = (row.horizon_qn if row and row.horizon_qn is not None
+               else max(floor, ordinal(Quarter.of_instant(datetime.now(UTC)))))
+    return render.freshness_json(row, from_ordinal(horizon).label), horizon
+
+
+def targets_for(settings: Any, programme: str) -> Ambitions:
+    own = settings.ambitions.get(programme)
+    return Ambitions(**own.model_dump()) if own else Ambitions()
 
 
 def router(runtime: Runtime) -> APIRouter:
     api = APIRouter(tags=["views"])
+    settings: Any = runtime.settings
+    floor = ordinal(Quarter.parse(settings.first_quarter))
+
+    def targets(programme: str) -> Ambitions:
+        return targets_for(settings, programme)
+
+    async def fresh(session) -> tuple[dict[str, Any], int]:  # noqa: ANN001
+        return await freshness_of(session, floor)
+
+    async def programmes_of(session, programme: str | None) -> list[str]:  # noqa: ANN001
+        return [programme] if programme else await queries.programmes(session)
+
+    def reply(body: dict[str, Any], response: Response) -> dict[str, Any]:
+        response.headers.update(render.freshness_headers(body["freshness"]))
+        return body
 
     @api.get("/registrations")
     async def registrations(
@@ -25,4 +127,98 @@ def router(runtime: Runtime) -> APIRouter:
                                        .order_by(IcbRegistrations.icb_code))).all()
         return [r.model_dump() for r in rows]
 
+    @api.get("/freshness")
+    async def freshness(principal: Annotated[Principal, Depends(require(*READERS))]) -> dict:
+        """The last event applied to the views and its age."""
+        async with runtime.db.session() as session:
+            return (await fresh(session))[0]
+
+    @api.get("/adoption", response_model=None)
+    async def adoption(q: Annotated[AdoptionQuery, Query()], response: Response,
+                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
+        """Adoption by quarter: stages 0-7, >=3/>=5/>=6/=7 with numerator and denominator."""
+        async with runtime.db.session() as session:
+            meta, horizon = await fresh(session)
+            first, last = window(q, floor, horizon)
+            allowed = await scope.allowed_codes(session, principal, q.level, q.code)
+            area = queries.Area(q.level, q.code, allowed)
+            rows = []
+            for programme in await programmes_of(session, q.programme):
+                rows += await queries.adoption(session, area=area, programme=programme,
+                                               first=first, last=last, tool=q.tool,
+                                               targets=targets(programme), floor=floor)
+        if q.format == "csv":
+            return render.csv_response(map(render.adoption_flat, rows), "adoption.csv", meta)
+        return reply({"freshness": meta, "rows": [render.adoption_json(r) for r in rows]},
+                     response)
+
+    @api.get("/transitions", response_model=None)
+    async def transitions(q: Annotated[TransitionsQuery, Query()], response: Response,
+                          principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
+        """Sites that moved up or down between consecutive quarter ends, stage to stage."""
+        async with runtime.db.session() as session:
+            meta, horizon = await fresh(session)
+            first, last = window(q, floor + 1, horizon)
+            allowed = await scope.allowed_codes(session, principal, q.level, q.code)
+            area = queries.Area(q.level, q.code, allowed)
+            rows = []
+            for programme in await programmes_of(session, q.programme):
+                for qn in range(first, last + 1):
+                    found = await queries.transitions(session, area=area, programme=programme,
+                                                      qn=qn)
+                    rows += [render.transitions_json(qn, q.level, programme, code, t)
+                             for code, t in found.items()]
+        if q.format == "csv":
+            flat = ({**{k: v for k, v in r.items() if k != "moves"},
+                     "moves": ";".join(f"{m['from']}>{m['to']}:{m['sites']}" for m in r["moves"])}
+                    for r in rows)
+            return render.csv_response(flat, "transitions.csv", meta)
+        return reply({"freshness": meta, "rows": rows}, response)
+
+    @api.get("/activity", response_model=None)
+    async def activity(q: Annotated[ActivityQuery, Query()], response: Response,
+                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
+        """Observation sets, residents, complete NEWS2 share, risk bands, flags, mismatches."""
+        async with runtime.db.session() as session:
+            meta, horizon = await fresh(session)
+            first, last = window(q, floor, horizon)
+            allowed = await scope.allowed_codes(session, principal, q.level, q.code)
+            rows = await activity_queries.activity(session, level=q.level, first=first,
+                                                   last=last, keep=allowed, code=q.code)
+        for r in rows:
+            r.pop("qn")
+            r["complete_news2"]["percent"] = render.number(r["complete_news2"]["percent"])
+        if q.format == "csv":
+            return render.csv_response(map(_flatten, rows), "activity.csv", meta)
+        return reply({"freshness": meta, "rows": rows}, response)
+
+    @api.get("/quality", response_model=None)
+    async def quality(q: Annotated[QualityQuery, Query()], response: Response,
+                      principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
+        """Data-quality lists for each quarter asked for."""
+        async with runtime.db.session() as session:
+            meta, horizon = await fresh(session)
+            first, last = window(q, floor, horizon)
+            rows = []
+            for programme in await programmes_of(session, q.programme):
+                for qn in range(first, last + 1):
+                    found = await activity_queries.quality(
+                        session, programme=programme, qn=qn, keep_psc=scope.psc_filter(principal))
+                    rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
+                              "check": check, **item}
+                             for check, items in found.items() for item in items]
+        if q.format == "csv":
+            return render.csv_response(rows, "quality.csv", meta)
+        return reply({"freshness": meta, "rows": rows}, response)
+
     return api
+
+
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}_"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 
+from services.reports import api, chart_api, consumers, upkeep
+from services.reports.facts import Horizon
 from shared.api import service_app
 from shared.bus.base import Bus
 from shared.migrations import script_location_of
 from shared.runtime import Runtime
 from shared.settings import ReportsSettings, load_settings
-from services.reports import api, consumers
 
 NAME = "reports"
 
 
-def bootstrap(settings: ReportsSettings | None = None, *, bus: Bus | None = None) -> Runtime:
+def bootstrap(settings: ReportsSettings | None = None, *, bus: Bus | None = None,
+              clock: Callable[[], datetime] | None = None) -> Runtime:
+    """The reports runtime; ``clock`` (aware UTC) decides the current quarter (tests fix it)."""
     settings = settings or load_settings(NAME)  # type: ignore[assignment]
     runtime = Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
-    runtime.add_consumer("reports.views", consumers.handlers())
+    horizon = Horizon.of(settings.first_quarter, clock)
+    upkeep.install()
+    runtime.add_consumer("reports.views", consumers.handlers(horizon))
     return runtime
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
-    return service_app(runtime, [api.router(runtime)], title="mandet reports",
+    return service_app(runtime, [api.router(runtime), chart_api.router(runtime)],
+                       title="mandet reports",
                        manage_runtime=manage_runtime)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
+from sqlalchemy import DateTime, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -26,3 +27,103 @@ class IcbRegistrations(SQLModel, table=True):
 
     icb_code: str = Field(primary_key=True)
     sites_registered: int = 0
+
+
+class StageRecord(SQLModel, table=True):
+    """Every StageChanged applied, keyed by event id (the full history the facts derive from)."""
+
+    __tablename__ = "reports_stage_record"
+    __table_args__ = (Index("ix_reports_stage_record_series", "site_id", "programme"),)
+
+    event_id: str = Field(primary_key=True, max_length=36)
+    site_id: str = Field(max_length=32)
+    psc_code: str
+    programme: str
+    tool: str | None = None
+    stage: int
+    applies_from: date
+    reported_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class StageFact(SQLModel, table=True):
+    """Stage in force at a quarter end for an open, reported site (the adoption view's base).
+
+    Open sites with no fact are at stage 0; area codes are the register's current ones.
+    """
+
+    __tablename__ = "reports_stage_fact"
+    __table_args__ = (Index("ix_reports_stage_fact_cover", "programme", "qn", "stage", "tool",
+                            "icb_code", "psc_code", "region", "site_id"),)
+
+    site_id: str = Field(primary_key=True, max_length=32)
+    programme: str = Field(primary_key=True)
+    qn: int = Field(primary_key=True)
+    tool: str | None = None
+    stage: int
+    icb_code: str
+    psc_code: str
+    region: str
+
+
+class Freshness(SQLModel, table=True):
+    """One row: the last event applied and the quarter horizon the facts reach."""
+
+    __tablename__ = "reports_freshness"
+
+    id: int = Field(default=1, primary_key=True)
+    event_id: str | None = None
+    event_type: str | None = None
+    event_time: datetime | None = Field(default=None,  # type: ignore[call-overload]
+                                        sa_type=DateTime(timezone=True))
+    applied_at: datetime | None = Field(default=None,  # type: ignore[call-overload]
+                                        sa_type=DateTime(timezone=True))
+    horizon_qn: int | None = None
+
+
+class Activity(SQLModel, table=True):
+    """Observation and score counters per site and quarter (additive; inbox-deduplicated)."""
+
+    __tablename__ = "reports_activity"
+
+    site_id: str = Field(primary_key=True, max_length=32)
+    qn: int = Field(primary_key=True)
+    icb_code: str
+    psc_code: str
+    observation_sets: int = 0
+    scored_sets: int = 0
+    complete_sets: int = 0
+    risk_low: int = 0
+    risk_low_medium: int = 0
+    risk_medium: int = 0
+    risk_high: int = 0
+    red_scores: int = 0
+    flags: int = 0
+    claim_mismatches: int = 0
+
+
+class ActivityResident(SQLModel, table=True):
+    """Residents observed per site and quarter (pseudonyms only), for a distinct count."""
+
+    __tablename__ = "reports_activity_resident"
+
+    site_id: str = Field(primary_key=True, max_length=32)
+    qn: int = Field(primary_key=True)
+    resident: str = Field(primary_key=True)
+
+
+class StageCount(SQLModel, table=True):
+    """Facts counted per (programme, quarter, level, area code, tool, stage).
+
+    Kept in step with ``reports_stage_fact`` in the same transaction (deltas of the facts a
+    refresh removes and adds); tool is "" when the record names none. Rows may reach 0.
+    """
+
+    __tablename__ = "reports_stage_count"
+
+    programme: str = Field(primary_key=True)
+    qn: int = Field(primary_key=True)
+    level: str = Field(primary_key=True, max_length=16)
+    code: str = Field(primary_key=True)
+    tool: str = Field(primary_key=True)
+    stage: int = Field(primary_key=True)
+    sites: int

@@ -1,0 +1,113 @@
+"""Read side of the activity and data-quality views.
+
+Activity rolls the per-site counters up to ICB, PSC or national at query time (a few thousand
+rows per quarter at most). Data quality joins the stage facts with the activity counters:
+sites at stage >= 5 with no observations, sites with observations below stage 4, and PSCs
+whose latest return is older than the quarter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, literal, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reports.domain.adoption import NATIONAL, percent
+from services.reports.domain.stages import from_ordinal
+from services.reports.models import Activity, ActivityResident, ReportSite, StageFact, StageRecord
+from shared.quarters import local_date
+
+ACT, RES, FACT = Activity.__table__, ActivityResident.__table__, StageFact.__table__
+SITE, RECORD = ReportSite.__table__, StageRecord.__table__
+COUNTERS = ("observation_sets", "scored_sets", "complete_sets", "risk_low", "risk_low_medium",
+            "risk_medium", "risk_high", "red_scores", "flags", "claim_mismatches")
+LEVEL_COLUMN = {"site": "site_id", "icb": "icb_code", "psc": "psc_code"}
+
+
+def _code(level: str, table):  # noqa: ANN001, ANN202
+    return literal(NATIONAL) if level == "national" else table.c[LEVEL_COLUMN[level]]
+
+
+async def activity(session: AsyncSession, *, level: str, first: int, last: int,
+                   keep: Collection[str] | None, code: str | None) -> list[dict]:
+    """Rows per (quarter, code) with counters, distinct residents and complete-set share."""
+    c = _code(level, ACT).label("code")
+    stmt = (select(ACT.c.qn, c, *(func.sum(ACT.c[k]) for k in COUNTERS))
+            .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
+    res_stmt = (select(ACT.c.qn, c, func.count())
+                .select_from(RES.join(ACT, and_(RES.c.site_id == ACT.c.site_id,
+                                                RES.c.qn == ACT.c.qn)))
+                .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
+    residents = {(q, k): n for q, k, n in (await session.execute(res_stmt)).all()}
+    rows = []
+    for qn, k, *sums in (await session.execute(stmt)).all():
+        if (code is None or k == code) and (keep is None or k in keep):
+            rows.append(_activity_row(qn, level, k, dict(zip(COUNTERS, map(int, sums),
+                                                             strict=True)),
+                                      residents.get((qn, k), 0)))
+    return sorted(rows, key=lambda r: (r["qn"], r["code"]))
+
+
+def _activity_row(qn: int, level: str, code: str, n: dict[str, int], residents: int) -> dict:
+    share = percent(n["complete_sets"], n["scored_sets"])
+    return {"qn": qn, "quarter": from_ordinal(qn).label, "level": level, "code": code,
+            "observation_sets": n["observation_sets"], "residents_observed": residents,
+            "complete_news2": {"numerator": n["complete_sets"], "denominator": n["scored_sets"],
+                               "percent": share},
+            "risk": {"low": n["risk_low"], "low-medium": n["risk_low_medium"],
+                     "medium": n["risk_medium"], "high": n["risk_high"]},
+            "red_scores": n["red_scores"], "flags": n["flags"],
+            "claim_mismatches": n["claim_mismatches"]}
+
+
+async def quality(session: AsyncSession, *, programme: str, qn: int,
+                  keep_psc: Collection[str] | None) -> dict:
+    """The three data-quality lists for one quarter and programme."""
+    observed = func.coalesce(ACT.c.observation_sets, 0)
+    high = (select(FACT.c.site_id, FACT.c.stage, FACT.c.icb_code, FACT.c.psc_code)
+            .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
+                                                  ACT.c.qn == FACT.c.qn)))
+            .where(FACT.c.programme == programme, FACT.c.qn == qn, FACT.c.stage >= 5,
+                   observed == 0).order_by(FACT.c.site_id))
+    stage = func.coalesce(FACT.c.stage, 0)
+    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code, ACT.c.observation_sets)
+           .select_from(ACT.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
+                                                 FACT.c.qn == ACT.c.qn,
+                                                 FACT.c.programme == programme)))
+           .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)
+           .order_by(ACT.c.site_id))
+
+    def kept(psc: str) -> bool:
+        return keep_psc is None or psc in keep_psc
+
+    return {
+        "stage5_without_observations": [
+            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
+            for s, st, i, p in (await session.execute(high)).all() if kept(p)],
+        "observations_below_stage4": [
+            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p, "observation_sets": n}
+            for s, st, i, p, n in (await session.execute(low)).all() if kept(p)],
+        "stale_pscs": [row for row in await _stale_pscs(session, programme, qn)
+                       if kept(row["psc_code"])],
+    }
+
+
+async def _stale_pscs(session: AsyncSession, programme: str, qn: int) -> list[dict]:
+    start = from_ordinal(qn).start
+    latest = dict((await session.execute(
+        select(RECORD.c.psc_code, func.max(RECORD.c.reported_at))
+        .where(RECORD.c.programme == programme).group_by(RECORD.c.psc_code))).all())
+    pscs = (await session.execute(select(SITE.c.psc_code).distinct())).scalars().all()
+    out = []
+    for psc in sorted(set(pscs) | set(latest)):
+        last = latest.get(psc)
+        last_day = None if last is None else local_date(_aware(last))
+        if last_day is None or last_day < start:
+            out.append({"psc_code": psc, "latest_return": last_day})
+    return out
+
+
+def _aware(instant: datetime) -> datetime:
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

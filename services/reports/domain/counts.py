@@ -1,0 +1,31 @@
+"""Counter deltas for the stage-count view (pure).
+
+A refresh replaces some facts of one site and programme; each fact counts once at every level
+(national, its region, its PSC, its ICB). The delta of a refresh is +1 per added fact and -1 per
+removed fact at each (quarter, level, code, tool, stage); keys that net to zero are dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.reports.domain.adoption import NATIONAL
+
+LEVEL_COLUMNS = (("national", None), ("region", "region"), ("psc", "psc_code"),
+                 ("icb", "icb_code"))
+
+
+def deltas(programme: str, removed: Iterable[Mapping[str, Any]],
+           added: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Counter rows (with signed ``sites``) turning the removed facts into the added ones."""
+    net: Counter[tuple[int, str, str, str, int]] = Counter()
+    for sign, facts in ((-1, removed), (1, added)):
+        for fact in facts:
+            for level, column in LEVEL_COLUMNS:
+                code = NATIONAL if column is None else fact[column]
+                net[(fact["qn"], level, code, fact["tool"] or "", fact["stage"])] += sign
+    return [{"programme": programme, "qn": qn, "level": level, "code": code, "tool": tool,
+             "stage": stage, "sites": n}
+            for (qn, level, code, tool, stage), n in sorted(net.items()) if n]

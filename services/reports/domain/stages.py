@@ -1,0 +1,83 @@
+"""A site's stage history per programme, judged at quarter ends (pure).
+
+The stage in force on day D is the record with the latest ``applies_from <= D``; among records
+applying from the same day the latest ``reported_at`` wins (a later report supersedes). On a
+full tie the record with the greater ``tiebreak`` (the event id) wins: reports sees events in
+any order, so arrival order cannot decide, and the view must equal a rebuild. A site with no
+record in force is at stage 0 with no tool.
+
+A site is *open* at a quarter end when ``opened_on <= end`` (unknown opening: always) and it
+has not closed by then (``closed_on`` is None or after the end). Only open sites count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.quarters import Quarter
+
+
+@dataclass(frozen=True)
+class StagePoint:
+    """One reported stage for one site and programme."""
+
+    applies_from: date
+    reported_at: datetime
+    tool: str | None
+    stage: int
+    tiebreak: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.stage) is not int or not 0 <= self.stage <= 7:
+            raise ValueError(f"stage must be an integer 0-7, got {self.stage!r}")
+
+    @property
+    def precedence(self) -> tuple[date, datetime, str]:
+        return (self.applies_from, self.reported_at, self.tiebreak)
+
+
+@dataclass(frozen=True)
+class QuarterFact:
+    """The stage (and tool) in force for a site and programme at one quarter's end."""
+
+    qn: int
+    tool: str | None
+    stage: int
+
+
+def stage_at(history: Iterable[StagePoint], day: date) -> StagePoint | None:
+    """The record in force on `day`, or None (stage 0)."""
+    in_force = [p for p in history if p.applies_from <= day]
+    return max(in_force, key=lambda p: p.precedence, default=None)
+
+
+def ordinal(quarter: Quarter) -> int:
+    """A quarter as a consecutive integer (next quarter = ordinal + 1)."""
+    return quarter.fy_start_year * 4 + quarter.q - 1
+
+
+def from_ordinal(qn: int) -> Quarter:
+    year, index = divmod(qn, 4)
+    return Quarter(year, index + 1)
+
+
+def is_open(opened_on: date | None, closed_on: date | None, day: date) -> bool:
+    """Open at the end of `day`: opened on or before it and not closed by it."""
+    return (opened_on is None or opened_on <= day) and (closed_on is None or closed_on > day)
+
+
+def quarter_facts(history: Sequence[StagePoint], opened_on: date | None,
+                  closed_on: date | None, first: int, last: int) -> list[QuarterFact]:
+    """Facts for quarter ordinals first..last (inclusive) where the site is open and reported."""
+    ordered = sorted(history, key=lambda p: p.precedence)
+    facts = []
+    for qn in range(first, last + 1):
+        end = from_ordinal(qn).end
+        if not is_open(opened_on, closed_on, end):
+            continue
+        point = stage_at(ordered, end)
+        if point is not None:
+            facts.append(QuarterFact(qn, point.tool, point.stage))
+    return facts

@@ -1,0 +1,225 @@
+"""Rebuild: replay an event history into (fresh) tables, then derive every fact at once.
+
+The incremental consumer and the rebuild share the register and history writers but not the
+fact maintenance: the rebuild recomputes every series over the whole horizon in one pass,
+which is both the fast path for a replay and the reference the property test compares the
+incremental views against. Events are applied in a canonical order (sites, then stages, then
+activity) with the same inbox, so a rebuilt database can keep consuming where it left off.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reports import activity, facts
+from services.reports.domain.adoption import NATIONAL
+from services.reports.domain.counts import LEVEL_COLUMNS
+from services.reports.domain.stages import quarter_facts
+from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
+from services.reports.models import IcbRegistrations
+from shared.bus.base import Bus, Consumer, Message
+from shared.db import Database
+from shared.dialect import insert_ignore, insert_rows
+from shared.events import Envelope, UnknownEvent, decode, parse, topics
+from shared.events.stages import StageChanged
+from shared.inbox import INBOX
+from shared.outbox import utcnow
+
+CONSUMER = "reports.views"
+SITE_TYPES = {"SiteRegistered", "SiteUpdated", "SiteClosed"}
+SITE_COLUMNS = ["site_id", "icb_code", "psc_code", "region", "opened_on", "closed_on",
+                "revision"]
+REG = IcbRegistrations.__table__
+ACTIVITY = {"ObservationRecorded": activity.on_observation, "ScoreComputed": activity.on_score,
+            "DeteriorationFlagged": activity.on_flag}
+
+
+def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:
+    """Sites first (by revision), then stages, then activity; ties by event id."""
+    def key(e: Envelope) -> tuple:
+        rank = {"SiteRegistered": 0, "SiteUpdated": 0, "SiteClosed": 0, "StageChanged": 1}
+        return (rank.get(e.type, 2), e.data.get("revision", 0), str(e.id))
+    return sorted(envelopes, key=key)
+
+
+async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: Horizon,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Apply a chunk of events in bulk, each once (through the inbox), without fact upkeep.
+
+    Same effects as the live handlers: register rows keep the newest revision, stage records
+    are a set, activity counters add. Returns how many events were new.
+    """
+    envelopes = list(envelopes)
+    fresh = await _first_times(session, envelopes)
+    by_type: dict[str, list[Envelope]] = defaultdict(list)
+    for envelope in fresh:
+        by_type["site" if envelope.type in SITE_TYPES else envelope.type].append(envelope)
+    await _apply_sites(session, by_type.pop("site", []))
+    await _insert_records(session, by_type.pop(StageChanged.TYPE, []))
+    for kind, items in by_type.items():
+        for envelope in items:
+            await ACTIVITY[kind](session, envelope, parse(envelope))
+    if fresh:
+        await facts.touch(session, fresh[-1])
+    if progress:
+        progress(len(envelopes))
+    return len(fresh)
+
+
+async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:
+    unique = list({e.id: e for e in reversed(envelopes)}.values())[::-1]
+    if not unique:
+        return []
+    now = utcnow()
+    new = set(await insert_rows(session, INBOX, [
+        {"consumer": CONSUMER, "event_id": e.id, "processed_at": now} for e in unique],
+        ignore_conflicts=True, returning="event_id"))
+    return [e for e in unique if e.id in new]
+
+
+async def _apply_sites(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    if not envelopes:
+        return
+    dialect = session.get_bind().dialect.name
+    newest: dict[str, dict] = {}
+    for envelope in envelopes:
+        d = envelope.data
+        if d["site_id"] not in newest or d["revision"] > newest[d["site_id"]]["revision"]:
+            newest[d["site_id"]] = d
+    rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
+            for d in newest.values()]
+    await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
+    registered = Counter(e.data["icb_code"] for e in envelopes if e.type == "SiteRegistered")
+    for icb, n in registered.items():
+        await session.execute(insert_ignore(REG, dialect).values(icb_code=icb,
+                                                                 sites_registered=0))
+        await session.execute(update(REG).where(REG.c.icb_code == icb)
+                              .values(sites_registered=REG.c.sites_registered + n))
+
+
+async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    if not envelopes:
+        return
+    rows = []
+    for envelope in envelopes:
+        e = parse(envelope)
+        assert isinstance(e, StageChanged)
+        rows.append({"event_id": str(envelope.id), "site_id": e.site_id, "psc_code": e.psc_code,
+                     "programme": e.programme, "tool": e.to_tool, "stage": e.to_stage,
+                     "applies_from": e.applies_from, "reported_at": e.reported_at})
+    await insert_rows(session, RECORD, rows, ignore_conflicts=True)
+
+
+def _date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
+    """Replace every fact with a fresh derivation over the whole horizon; returns fact count."""
+    last = horizon.current_qn()
+    await session.execute(delete(FACT))
+    await facts.touch_horizon(session, last)
+    sites = {r.site_id: r for r in (await session.execute(select(SITE))).all()}
+    series: dict[tuple[str, str], list] = defaultdict(list)
+    rows = await session.execute(select(RECORD.c.site_id, RECORD.c.programme,
+                                        RECORD.c.applies_from, RECORD.c.reported_at,
+                                        RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id))
+    for site_id, programme, *point in rows.all():
+        series[(site_id, programme)].append(point)
+    out = []
+    for (site_id, programme), history in series.items():
+        site = sites.get(site_id)
+        if site is not None:
+            out.extend(facts.fact_row(site, programme, f) for f in quarter_facts(
+                facts.points(history), site.opened_on, site.closed_on, horizon.first_qn, last))
+    for start in range(0, len(out), 5000):
+        await insert_rows(session, FACT, out[start:start + 5000])
+    await derive_counts(session)
+    return len(out)
+
+
+async def derive_counts(session: AsyncSession) -> None:
+    """Recount ``reports_stage_count`` from the facts, one GROUP BY per level."""
+    await session.execute(delete(COUNT))
+    for level, column in LEVEL_COLUMNS:
+        code = literal(NATIONAL) if column is None else FACT.c[column]
+        tool = func.coalesce(FACT.c.tool, "")
+        grouped = (select(FACT.c.programme, FACT.c.qn, literal(level), code, tool, FACT.c.stage,
+                          func.count())
+                   .group_by(FACT.c.programme, FACT.c.qn, code, tool, FACT.c.stage))
+        await session.execute(insert(COUNT).from_select(COUNT_KEY + ["sites"], grouped))
+
+
+
+
+
+async def rebuild_from_history(db: Database, horizon: Horizon) -> int:
+    """Re-derive every fact from reports' own copy of the events (register + stage history).
+
+    One transaction: readers keep the old facts until it commits, so the swap is atomic.
+    """
+    async with db.transaction() as session:
+        return await derive_all(session, horizon)
+
+
+async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *, group: str,
+                          batch_size: int = 2000,
+                          progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Replay every topic from the beginning into `db` (fresh), then derive the facts.
+
+    Returns (events applied, messages skipped as unreadable). A fresh consumer group starts at
+    the earliest retained record; the replay ends when the group has no lag left.
+    """
+    consumer = bus.consumer(group, list(topics.ALL_TOPICS))
+    applied = skipped = idle = 0
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(max_records=batch_size, timeout=0.5)
+            if not batch:
+                idle += 1
+                if idle >= 2 and await _caught_up(consumer):
+                    break
+                continue
+            idle = 0
+            envelopes, bad = _readable(batch)
+            skipped += bad
+            async with db.transaction() as session:
+                applied += await replay(session, envelopes, horizon)
+            await consumer.commit(batch)
+            if progress:
+                progress(len(batch))
+    finally:
+        await consumer.stop()
+    await rebuild_from_history(db, horizon)
+    return applied, skipped
+
+
+async def _caught_up(consumer: Consumer) -> bool:
+    # Kafka: no lag means nothing until partitions are assigned (the first join takes seconds).
+    assigned = getattr(consumer, "assigned", None)
+    if assigned is not None and not await assigned():
+        return False
+    return await consumer.lag() == 0
+
+
+def _readable(batch: Sequence[Message]) -> tuple[list[Envelope], int]:
+    out, bad = [], 0
+    for message in batch:
+        try:
+            envelope = decode(message.value)
+            parse(envelope)
+        except (UnknownEvent, ValueError):
+            bad += 1   # the live consumer dead-letters these; a rebuild reports the count
+            continue
+        if envelope.type in KNOWN:
+            out.append(envelope)
+    return out, bad
+
+
+KNOWN = {"SiteRegistered", "SiteUpdated", "SiteClosed", "StageChanged", *ACTIVITY}

@@ -1,0 +1,165 @@
+"""Fact upkeep once per transaction, just before it commits.
+
+Handlers only record what changed (``mark``: a site and programme, or a site and all its
+programmes; ``remember``: the event, for freshness). A ``before_commit`` hook then recomputes
+every marked series in bulk - four statements for a whole consumer batch instead of several
+per event - and applies the counter deltas, inside the same transaction as the events' inbox
+rows. The hook runs synchronously inside SQLAlchemy's asyncio greenlet, where the sync
+Connection API is the documented way to do I/O from an event.
+
+Series are recomputed whole (from the first materialised quarter): a superset of "from the
+changed quarter on", so a late correction rewrites its quarter and every later one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, event, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.reports.domain.counts import deltas
+from services.reports.domain.stages import quarter_facts
+from services.reports.facts import (
+    COUNT,
+    COUNT_KEY,
+    FACT,
+    FRESH,
+    RECORD,
+    SITE,
+    Horizon,
+    fact_row,
+    points,
+)
+from shared.dialect import insert_ignore, upsert_add
+from shared.events import Envelope
+
+DIRTY, LAST, HORIZON = "reports.dirty", "reports.last_event", "reports.horizon"
+RECORDS = "reports.records"
+CHUNK = 400
+
+
+def mark(session: AsyncSession, horizon: Horizon, site_id: str, programme: str | None) -> None:
+    """Recompute this series (programme None: every programme of the site) before commit."""
+    session.info[HORIZON] = horizon
+    session.info.setdefault(DIRTY, set()).add((site_id, programme))
+
+
+def add_record(session: AsyncSession, row: dict) -> None:
+    """A stage record to insert (ignoring a known event id) before the facts are derived."""
+    session.info.setdefault(RECORDS, []).append(row)
+
+
+def remember(session: AsyncSession, envelope: Envelope, horizon: Horizon | None = None) -> None:
+    """The last event applied, written once per transaction (freshness)."""
+    session.info[LAST] = envelope
+    if horizon is not None:
+        session.info[HORIZON] = horizon
+
+
+def tick(session: AsyncSession, horizon: Horizon) -> None:
+    """Check the horizon at commit even with nothing marked (a new quarter extends the facts)."""
+    session.info[HORIZON] = horizon
+
+
+def install() -> None:
+    """Register the hook once per process (idempotent)."""
+    if not event.contains(Session, "before_commit", _before_commit):
+        event.listen(Session, "before_commit", _before_commit)
+
+
+def _before_commit(session: Session) -> None:
+    dirty, last = session.info.pop(DIRTY, set()), session.info.pop(LAST, None)
+    horizon: Horizon | None = session.info.pop(HORIZON, None)
+    if horizon is None and last is None and RECORDS not in session.info:
+        return
+    conn = session.connection()
+    records = session.info.pop(RECORDS, None)
+    if records:
+        conn.execute(insert_ignore(RECORD, conn.dialect.name), records)
+    if horizon is not None:
+        upto, extended = _horizon(conn, horizon)
+        series = _all_series(conn) if extended else _resolve(conn, dirty)
+        refresh(conn, series, horizon.first_qn, upto)
+    if last is not None:
+        _touch(conn, last)
+
+
+def _horizon(conn: Connection, horizon: Horizon) -> tuple[int, bool]:
+    """The quarter to derive up to, and whether it moved on (then every series is redone)."""
+    current = horizon.current_qn()
+    if horizon.seen is not None and horizon.seen >= current:
+        return horizon.seen, False
+    stored = conn.execute(select(FRESH.c.horizon_qn).where(FRESH.c.id == 1)).scalar()
+    if stored is not None and stored >= current:
+        horizon.seen = stored   # a committed value (we wrote nothing): safe to cache
+        return stored, False
+    if conn.execute(update(FRESH).where(FRESH.c.id == 1).values(horizon_qn=current)
+                    ).rowcount == 0:
+        conn.execute(insert(FRESH).values(id=1, horizon_qn=current))
+    return current, stored is not None
+
+
+def _all_series(conn: Connection) -> set[tuple[str, str]]:
+    return {(s, p) for s, p in conn.execute(
+        select(RECORD.c.site_id, RECORD.c.programme).distinct())}
+
+
+def _resolve(conn: Connection, dirty: set[tuple[str, str | None]]) -> set[tuple[str, str]]:
+    whole = sorted({s for s, p in dirty if p is None})
+    out = {(s, p) for s, p in dirty if p is not None}
+    for i in range(0, len(whole), CHUNK):
+        out |= {(s, p) for s, p in conn.execute(
+            select(RECORD.c.site_id, RECORD.c.programme).distinct()
+            .where(RECORD.c.site_id.in_(whole[i:i + CHUNK])))}
+    return out
+
+
+def refresh(conn: Connection, series: Iterable[tuple[str, str]], first: int, last: int) -> None:
+    """Replace the facts of these series for quarters first..last; apply counter deltas."""
+    ordered = sorted(series)
+    for i in range(0, len(ordered), CHUNK):
+        _refresh_chunk(conn, ordered[i:i + CHUNK], first, last)
+
+
+def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
+                   last: int) -> None:
+    key = tuple_(FACT.c.site_id, FACT.c.programme).in_(chunk)
+    removed = conn.execute(delete(FACT).where(key).returning(
+        FACT.c.programme, FACT.c.qn, FACT.c.tool, FACT.c.stage, FACT.c.icb_code,
+        FACT.c.psc_code, FACT.c.region)).mappings().all()
+    histories: dict[tuple[str, str], list] = defaultdict(list)
+    sites = {}
+    for row in conn.execute(
+            select(RECORD.c.site_id, RECORD.c.programme, RECORD.c.applies_from,
+                   RECORD.c.reported_at, RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id,
+                   SITE.c.opened_on, SITE.c.closed_on, SITE.c.icb_code, SITE.c.psc_code,
+                   SITE.c.region)
+            .join(SITE, SITE.c.site_id == RECORD.c.site_id)
+            .where(tuple_(RECORD.c.site_id, RECORD.c.programme).in_(chunk))):
+        histories[(row.site_id, row.programme)].append(tuple(row[2:7]))
+        sites[row.site_id] = row
+    added = [fact_row(sites[s], p, f) for (s, p), history in histories.items()
+             for f in quarter_facts(points(history), sites[s].opened_on, sites[s].closed_on,
+                                    first, last)]
+    if added:
+        conn.execute(insert(FACT), added)
+    by_programme: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for r in removed:
+        by_programme[r["programme"]][0].append(r)
+    for a in added:
+        by_programme[a["programme"]][1].append(a)
+    rows = [d for p, (old, new) in by_programme.items() for d in deltas(p, old, new)]
+    if rows:
+        conn.execute(upsert_add(COUNT, conn.dialect.name, COUNT_KEY, "sites"), rows)
+
+
+def _touch(conn: Connection, envelope: Envelope) -> None:
+    values = {"event_id": str(envelope.id), "event_type": envelope.type,
+              "event_time": envelope.time, "applied_at": datetime.now(UTC)}
+    if conn.execute(update(FRESH).where(FRESH.c.id == 1).values(**values)).rowcount == 0:
+        conn.execute(insert(FRESH).values(id=1, **values))

@@ -1,0 +1,89 @@
+"""Event builders and a reports runtime driven without HTTP (handlers in transactions)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from shared.events import Envelope, wrap
+from shared.events.observations import ObservationRecorded
+from shared.events.scores import DeteriorationFlagged, ScoreComputed
+from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
+from shared.events.stages import StageChanged
+from shared.inbox import first_time
+from shared.settings import load_settings
+
+CLOCK = datetime(2023, 8, 15, 12, 0, tzinfo=UTC)   # 2023/24 Q2
+FIRST = "2022/23 Q1"
+AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West")}
+
+
+def site(site_id: str, icb: str = "QJK", revision: int = 1, *, opened: date | None = None,
+         closed: date | None = None, kind: type = SiteRegistered) -> Envelope:
+    psc, region = AREAS[icb]
+    if closed is not None and kind is SiteRegistered:
+        kind = SiteClosed
+    event = kind(site_id=site_id, revision=revision, name=f"Home {site_id}",
+                 setting_type="care_home", icb_code=icb, psc_code=psc, region=region,
+                 opened_on=opened, closed_on=closed)
+    return wrap(event, source="/test/adoption")
+
+
+def updated(site_id: str, icb: str, revision: int, **kw) -> Envelope:
+    return site(site_id, icb, revision, kind=SiteUpdated, **kw)
+
+
+def stage(site_id: str, to_stage: int, applies: date, *, tool: str | None = "NEWS2",
+          reported: datetime | None = None, programme: str = "care-homes",
+          icb: str = "QJK") -> Envelope:
+    psc, _ = AREAS[icb]
+    event = StageChanged(submission_id=uuid.uuid4(), site_id=site_id, icb_code=icb,
+                         psc_code=psc, programme=programme, from_tool=None, from_stage=None,
+                         to_tool=tool, to_stage=to_stage, applies_from=applies,
+                         reported_at=reported or datetime(2023, 7, 1, tzinfo=UTC),
+                         reporter="psc-test")
+    return wrap(event, source="/test/adoption")
+
+
+def observation(site_id: str, resident: str, taken: datetime, icb: str = "QJK") -> Envelope:
+    psc, _ = AREAS[icb]
+    return wrap(ObservationRecorded(
+        observation_id=uuid.uuid4(), resident=resident, site_id=site_id, icb_code=icb,
+        psc_code=psc, taken_at=taken, received_at=taken, source_platform="test"),
+        source="/test/ingest")
+
+
+def score(site_id: str, resident: str, taken: datetime, *, total: int | None, risk: str | None,
+          mismatch: bool = False, icb: str = "QJK") -> Envelope:
+    psc, _ = AREAS[icb]
+    return wrap(ScoreComputed(
+        observation_id=uuid.uuid4(), resident=resident, site_id=site_id, icb_code=icb,
+        psc_code=psc, taken_at=taken, scale=1, sub_scores={}, total=total, risk=risk,
+        claim_mismatch=mismatch), source="/test/scoring")
+
+
+def flag(site_id: str, resident: str, taken: datetime, icb: str = "QJK") -> Envelope:
+    psc, _ = AREAS[icb]
+    return wrap(DeteriorationFlagged(
+        flag_id=uuid.uuid4(), observation_id=uuid.uuid4(), resident=resident, site_id=site_id,
+        icb_code=icb, psc_code=psc, taken_at=taken, reasons=("risk",)), source="/test/scoring")
+
+
+def reports_runtime(tmp_path, database_url: str | None = None, *, bus=None, **settings):
+    from services.reports.bootstrap import bootstrap
+
+    overrides = {"data_dir": tmp_path, "first_quarter": FIRST, **settings}
+    if database_url:
+        overrides["database_url"] = database_url
+    return bootstrap(load_settings("reports", **overrides), bus=bus, clock=lambda: CLOCK)
+
+
+async def deliver(runtime, envelopes: list[Envelope]) -> None:
+    """What the consumer runner does per message: inbox, then the handler, one transaction."""
+    from shared.events import parse
+
+    routes = runtime.consumers[0].handlers
+    for envelope in envelopes:
+        async with runtime.db.transaction() as session:
+            if await first_time(session, "reports.views", envelope.id):
+                await routes[envelope.type][1](session, envelope, parse(envelope))

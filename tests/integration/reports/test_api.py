@@ -1,0 +1,205 @@
+"""The reports HTTP API over SQLite and PostgreSQL: views, CSV, freshness, scope, validation."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import func, select
+
+from services.reports.bootstrap import create_app
+from shared.auth import Role
+from shared.bus.base import Record
+from shared.bus.memory import MemoryBus
+from shared.events import encode
+from shared.inbox import INBOX
+from tests.integration.reports.support import (
+    flag,
+    observation,
+    reports_runtime,
+    score,
+    site,
+    stage,
+)
+
+pytestmark = pytest.mark.integration
+TOPIC = {"SiteRegistered": "adoption.sites", "SiteUpdated": "adoption.sites",
+         "SiteClosed": "adoption.sites", "StageChanged": "adoption.stages",
+         "ObservationRecorded": "ingest.observations", "ScoreComputed": "scoring.scores",
+         "DeteriorationFlagged": "scoring.scores"}
+T = datetime(2022, 11, 3, 10, 0, tzinfo=UTC)   # in 2022/23 Q3
+EVENTS = [
+    site("1-A"), site("1-B"), site("1-C", "QUY"), site("1-D", "QHL"),
+    stage("1-A", 3, date(2022, 5, 1)), stage("1-A", 5, date(2022, 11, 1)),
+    stage("1-B", 7, date(2022, 8, 1), tool="Soft signs"),
+    stage("1-D", 2, date(2022, 4, 10), icb="QHL"),
+    observation("1-B", "p1_x", T), observation("1-B", "p1_x", T), observation("1-D", "p1_y", T,
+                                                                              icb="QHL"),
+    score("1-B", "p1_x", T, total=7, risk="high"), score("1-B", "p1_x", T, total=None, risk=None,
+                                                         mismatch=True),
+    flag("1-B", "p1_x", T),
+]
+
+
+async def committed(runtime) -> int:
+    async with runtime.db.session() as session:
+        return (await session.execute(select(func.count()).select_from(INBOX))).scalar_one()
+
+
+@asynccontextmanager
+async def serving(tmp_path, url: str | None):
+    bus = MemoryBus(partitions=3)
+    runtime = reports_runtime(tmp_path, url, bus=bus, relay_poll_seconds=0.01)
+    app = create_app(runtime)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://reports") as client:
+            await bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in EVENTS])
+            deadline = asyncio.get_running_loop().time() + 10
+            while await committed(runtime) < len(EVENTS):   # inbox rows: committed effects
+                assert asyncio.get_running_loop().time() < deadline, "events not applied"
+                await asyncio.sleep(0.02)
+            client.tokens = runtime.tokens
+            yield client
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def api(request, tmp_path):
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    async with serving(tmp_path, url) as client:
+        yield client
+
+
+@pytest.fixture
+async def sqlite_api(tmp_path):
+    async with serving(tmp_path, None) as client:
+        yield client
+
+
+def auth(client, role: Role, **scope) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.tokens.issue('t', role, **scope)}"}
+
+
+async def test_adoption_json_with_numerators_denominators_and_freshness(api):
+    r = await api.get("/adoption", params={"quarter": "2022/23 Q3"},
+                      headers=auth(api, Role.DASHBOARD))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    [row] = body["rows"]
+    assert row["quarter"] == "2022/23 Q3" and row["code"] == "ENG"
+    assert row["stages"] == {"0": 1, "1": 0, "2": 1, "3": 0, "4": 0, "5": 1, "6": 0, "7": 1}
+    assert row["measures"]["ge3"] == {"numerator": 2, "denominator": 4, "percent": 50.0,
+                                      "change_numerator": 0, "change_points": 0.0}
+    assert row["ambitions"]["sustained"] == {"measure": "eq7", "target_percent": 40.0,
+                                             "met": False}
+    fresh = body["freshness"]
+    assert fresh["last_event"]["id"] and fresh["age_seconds"] >= 0
+    assert fresh["horizon"] == "2023/24 Q2"
+    assert r.headers["x-last-event-time"]
+
+
+async def test_range_levels_and_csv(api):
+    dash = auth(api, Role.DASHBOARD)
+    r = await api.get("/adoption", params={"first": "2022/23 Q1", "last": "2022/23 Q4",
+                                           "level": "psc"}, headers=dash)
+    rows = r.json()["rows"]
+    assert [(x["quarter"], x["code"], x["measures"]["ge3"]["numerator"]) for x in rows] == [
+        ("2022/23 Q1", "SW", 1), ("2022/23 Q1", "WM", 0), ("2022/23 Q2", "SW", 2),
+        ("2022/23 Q2", "WM", 0), ("2022/23 Q3", "SW", 2), ("2022/23 Q3", "WM", 0),
+        ("2022/23 Q4", "SW", 2), ("2022/23 Q4", "WM", 0)]
+    csv = await api.get("/adoption", params={"quarter": "2022/23 Q3", "level": "icb",
+                                             "format": "csv"}, headers=dash)
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.splitlines()
+    assert lines[0].startswith("quarter,level,code,programme,tool,denominator,stage_0")
+    assert lines[1].startswith("2022/23 Q3,icb,QHL,care-homes,*,1,0,0,1,0,0,0,0,0,0,1,")
+
+
+async def test_transitions(api):
+    r = await api.get("/transitions", params={"quarter": "2022/23 Q3"},
+                      headers=auth(api, Role.ADMIN))
+    [row] = r.json()["rows"]
+    assert (row["up"], row["down"], row["same"]) == (1, 0, 3)
+    assert row["moves"] == [{"from": 3, "to": 5, "sites": 1}]
+
+
+async def test_activity_and_quality(api):
+    dash = auth(api, Role.DASHBOARD)
+    r = await api.get("/activity", params={"quarter": "2022/23 Q3", "level": "site"},
+                      headers=dash)
+    rows = {x["code"]: x for x in r.json()["rows"]}
+    b = rows["1-B"]
+    assert (b["observation_sets"], b["residents_observed"], b["flags"],
+            b["claim_mismatches"]) == (2, 1, 1, 1)
+    assert b["complete_news2"] == {"numerator": 1, "denominator": 2, "percent": 50.0}
+    assert b["risk"] == {"low": 0, "low-medium": 0, "medium": 0, "high": 1}
+    q = await api.get("/quality", params={"quarter": "2022/23 Q3"}, headers=dash)
+    checks = {(x["check"], x.get("site_id") or x.get("psc_code")) for x in q.json()["rows"]}
+    assert ("stage5_without_observations", "1-A") in checks
+    assert ("observations_below_stage4", "1-D") in checks
+    assert ("stale_pscs", "SW") not in checks   # its latest return (July 2023) is not older
+    csv = await api.get("/quality", params={"quarter": "2022/23 Q3", "format": "csv"},
+                        headers=dash)
+    assert csv.text.splitlines()[0].startswith("quarter,programme,check")
+
+
+async def test_psc_scope(sqlite_api):
+    api = sqlite_api
+    sw = auth(api, Role.PSC, pscs=["SW"])
+    ok = await api.get("/adoption", params={"quarter": "2022/23 Q3", "level": "icb"},
+                       headers=sw)
+    assert [x["code"] for x in ok.json()["rows"]] == ["QJK", "QUY"]
+    assert (await api.get("/adoption", params={"level": "national"}, headers=sw)
+            ).status_code == 200
+    for params in ({"level": "psc", "code": "WM"}, {"level": "icb", "code": "QHL"},
+                   {"level": "region"}):
+        r = await api.get("/adoption", params=params, headers=sw)
+        assert r.status_code == 403, params
+        assert r.headers["content-type"] == "application/problem+json"
+    assert (await api.get("/adoption")).status_code == 401
+    assert (await api.get("/adoption", headers=auth(api, Role.PLATFORM))).status_code == 403
+
+
+INVALID = [
+    ({"quarter": "2022/24 Q1"}, "quarter"),
+    ({"quarter": "2022-23 Q1"}, "quarter"),
+    ({"quarter": "2019/20 Q1"}, "first"),
+    ({"quarter": "2030/31 Q1"}, "first"),
+    ({"first": "2022/23 Q4", "last": "2022/23 Q1"}, "last"),
+    ({"quarter": "2022/23 Q1", "first": "2022/23 Q1"}, "quarter"),
+    ({"tool": "a\x00b"}, "tool"),
+    ({"level": "galaxy"}, "level"),
+    ({"surprise": "1"}, "surprise"),
+]
+
+
+async def test_invalid_queries_are_422_problems(sqlite_api):
+    for params, field in INVALID:
+        r = await sqlite_api.get("/adoption", params=params,
+                                 headers=auth(sqlite_api, Role.DASHBOARD))
+        assert r.status_code == 422, (params, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert any(field in e["field"] for e in r.json()["errors"]), r.json()
+
+
+async def test_charts_svg_and_png(sqlite_api):
+    dash = auth(sqlite_api, Role.DASHBOARD)
+    svg = await sqlite_api.get("/charts/stages.svg", params={
+        "quarter": "2022/23 Q3", "programme": "care-homes"}, headers=dash)
+    assert svg.status_code == 200, svg.text
+    assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
+    assert b"SW (n=3)" in svg.content or b"SW" in svg.content
+    png = await sqlite_api.get("/charts/measures.png", params={
+        "first": "2022/23 Q1", "last": "2023/24 Q2", "programme": "care-homes"}, headers=dash)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    missing = await sqlite_api.get("/charts/measures.svg", params={
+        "level": "psc", "programme": "care-homes"}, headers=dash)
+    assert missing.status_code == 422
+    other = await sqlite_api.get("/charts/measures.svg", params={
+        "level": "psc", "code": "WM", "programme": "care-homes"},
+        headers=auth(sqlite_api, Role.PSC, pscs=["SW"]))
+    assert other.status_code == 403
