@@ -1,7 +1,9 @@
 """Scenario plug-ins: each module registers its scenarios with ``bench.core.scenario``.
 
 Order here is the order of the table: baselines that need nothing unfinished first, then the
-service scenarios, which report SKIPPED until their route exists.
+service scenarios, which report SKIPPED until their route exists. Scenarios run one after
+another on one machine and background work (a relay or consumer backlog) can outlive its
+scenario, so the query scenario (reports) runs before the write-heavy ones.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-MODULES = ("pure", "http_baseline", "copy", "relay", "ingest", "news2_endpoint", "freshness",
-           "reports")
+MODULES = ("pure", "http_baseline", "copy", "relay", "reports", "ingest", "news2_endpoint",
+           "freshness")
 
 
 def load_all() -> None:
