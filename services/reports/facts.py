@@ -11,6 +11,7 @@ facts removed and added), so counts always equal a GROUP BY of the facts.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -57,6 +58,16 @@ async def touch_horizon(session: AsyncSession, qn: int) -> None:
     """Set the stored horizon (the rebuild derives every quarter up to it at once)."""
     await _ensure_row(session)
     await session.execute(update(FRESH).where(FRESH.c.id == 1).values(horizon_qn=qn))
+
+
+async def stamp_views(session: AsyncSession) -> None:
+    """The register, the history or the facts changed: readers' caches get a new key."""
+    await _ensure_row(session)
+    await session.execute(update(FRESH).where(FRESH.c.id == 1).values(views_stamp=new_stamp()))
+
+
+def new_stamp() -> str:
+    return uuid.uuid4().hex
 
 
 async def _ensure_row(session: AsyncSession) -> None:

@@ -78,6 +78,10 @@ class Freshness(SQLModel, table=True):
     applied_at: datetime | None = Field(default=None,  # type: ignore[call-overload]
                                         sa_type=DateTime(timezone=True))
     horizon_qn: int | None = None
+    # A fresh random value in every transaction that changes the register copy, the stage
+    # history or the facts (never a counter: a rebuild starts over, and a reused value would
+    # revive a reader's stale cache). See ``api.ViewCache``.
+    views_stamp: str | None = Field(default=None, max_length=32)
 
 
 class Activity(SQLModel, table=True):

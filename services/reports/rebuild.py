@@ -94,6 +94,7 @@ async def _apply_sites(session: AsyncSession, envelopes: list[Envelope]) -> None
     rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
             for d in newest.values()]
     await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
+    await facts.stamp_views(session)
     registered = Counter(e.data["icb_code"] for e in envelopes if e.type == "SiteRegistered")
     for icb, n in registered.items():
         await session.execute(insert_ignore(REG, dialect).values(icb_code=icb,
@@ -140,6 +141,7 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     for start in range(0, len(out), 5000):
         await insert_rows(session, FACT, out[start:start + 5000])
     await derive_counts(session)
+    await facts.stamp_views(session)
     return len(out)
 
 

@@ -33,6 +33,7 @@ from services.reports.facts import (
     SITE,
     Horizon,
     fact_row,
+    new_stamp,
     points,
 )
 from shared.dialect import insert_ignore, upsert_add
@@ -81,12 +82,14 @@ def _before_commit(session: Session) -> None:
     records = session.info.pop(RECORDS, None)
     if records:
         conn.execute(insert_ignore(RECORD, conn.dialect.name), records)
+    changed = bool(records) or bool(dirty)
     if horizon is not None:
         upto, extended = _horizon(conn, horizon)
         series = _all_series(conn) if extended else _resolve(conn, dirty)
         refresh(conn, series, horizon.first_qn, upto)
-    if last is not None:
-        _touch(conn, last)
+        changed = changed or extended
+    if last is not None or changed:
+        _touch(conn, last, changed)
 
 
 def _horizon(conn: Connection, horizon: Horizon) -> tuple[int, bool]:
@@ -158,8 +161,12 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
         conn.execute(upsert_add(COUNT, conn.dialect.name, COUNT_KEY, "sites"), rows)
 
 
-def _touch(conn: Connection, envelope: Envelope) -> None:
-    values = {"event_id": str(envelope.id), "event_type": envelope.type,
-              "event_time": envelope.time, "applied_at": datetime.now(UTC)}
+def _touch(conn: Connection, envelope: Envelope | None, changed: bool) -> None:
+    """Freshness; and a new views stamp when the register, history or facts changed."""
+    values: dict = {} if envelope is None else {
+        "event_id": str(envelope.id), "event_type": envelope.type,
+        "event_time": envelope.time, "applied_at": datetime.now(UTC)}
+    if changed:
+        values["views_stamp"] = new_stamp()
     if conn.execute(update(FRESH).where(FRESH.c.id == 1).values(**values)).rowcount == 0:
         conn.execute(insert(FRESH).values(id=1, **values))

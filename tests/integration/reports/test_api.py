@@ -63,7 +63,7 @@ async def serving(tmp_path, url: str | None):
             while await committed(runtime) < len(EVENTS):   # inbox rows: committed effects
                 assert asyncio.get_running_loop().time() < deadline, "events not applied"
                 await asyncio.sleep(0.02)
-            client.tokens = runtime.tokens
+            client.tokens, client.bus, client.runtime = runtime.tokens, bus, runtime
             yield client
 
 
@@ -100,6 +100,29 @@ async def test_adoption_json_with_numerators_denominators_and_freshness(api):
     assert fresh["last_event"]["id"] and fresh["age_seconds"] >= 0
     assert fresh["horizon"] == "2023/24 Q2"
     assert r.headers["x-last-event-time"]
+
+
+async def test_cached_views_follow_register_and_stage_changes(api):
+    """Adoption rows are cached per views stamp: a closure, an opening or a late stage record
+    must show in the very next read."""
+    async def q3() -> dict[str, tuple[int, int]]:
+        r = await api.get("/adoption", params={"quarter": "2022/23 Q3", "level": "icb"},
+                          headers=auth(api, Role.DASHBOARD))
+        assert r.status_code == 200, r.text
+        return {row["code"]: (row["denominator"], row["measures"]["ge3"]["numerator"])
+                for row in r.json()["rows"]}
+
+    assert await q3() == {"QHL": (1, 0), "QJK": (2, 2), "QUY": (1, 0)}
+    assert await q3() == {"QHL": (1, 0), "QJK": (2, 2), "QUY": (1, 0)}   # from the cache
+    changes = [site("1-A", revision=2, closed=date(2022, 10, 15)), site("1-E", "QUY"),
+               stage("1-C", 4, date(2022, 6, 1), icb="QUY")]
+    before = await committed(api.runtime)
+    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in changes])
+    deadline = asyncio.get_running_loop().time() + 10
+    while await committed(api.runtime) < before + len(changes):
+        assert asyncio.get_running_loop().time() < deadline, "events not applied"
+        await asyncio.sleep(0.02)
+    assert await q3() == {"QHL": (1, 0), "QJK": (1, 1), "QUY": (2, 1)}
 
 
 async def test_range_levels_and_csv(api):
