@@ -16,7 +16,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import report, scenarios
+from bench import pgutil, report, scenarios
 from bench.core import REGISTRY, Context, Row, Unavailable
 
 
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {', '.join(REGISTRY)}")
     started, load_before = datetime.now(UTC), [round(x, 2) for x in os.getloadavg()]
+    if os.environ.get(pgutil.STATEMENTS_ENV):
+        os.environ["TEST_PG_SETTINGS"] = (os.environ.get("TEST_PG_SETTINGS", "") + " "
+                                          + pgutil.statements_settings()).strip()
     with tempfile.TemporaryDirectory(prefix="mandet-bench-") as tmp:
         ctx = Context(quick=args.quick, client=args.client, rate=args.rate, work_dir=Path(tmp))
         try:
@@ -72,6 +75,10 @@ async def run_all(ctx: Context, names: list[str]) -> list[Row]:
                                        for k, v in after.items() if v - before.get(k, 0.0) > 0.05}
         for row in got:
             print(f"   {report.table([row]).splitlines()[-1]}", flush=True)
+        if ctx.infra and os.environ.get(pgutil.STATEMENTS_ENV):
+            out = report.RESULTS / f"pgstat-{name}.txt"
+            await pgutil.dump_statements(ctx.infra.pg.base_url, out)
+            print(f"   PostgreSQL's top statements: {out}", flush=True)
         rows += got
     return rows
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 from shared.db import Database
-from shared.migrations import create_messaging_tables
+from shared.migrations import create_messaging_tables, tune_outbox
 
 # The columns, keys and indexes of ingest's observation table (migration 0002), renamed.
 OBSERVATION_TABLE = """
@@ -31,9 +31,11 @@ OBSERVATION_COLUMNS = (
 
 
 async def messaging_tables(db: Database) -> None:
-    """The outbox, inbox and dead-letter tables every service database has (shared v1 DDL)."""
+    """The outbox, inbox and dead-letter tables every service database has, tuned as theirs."""
     def create(sync_conn: Any) -> None:
-        create_messaging_tables(Operations(MigrationContext.configure(sync_conn)))
+        op = Operations(MigrationContext.configure(sync_conn))
+        create_messaging_tables(op)
+        tune_outbox(op)
 
     async with db.engine.begin() as conn:
         await conn.run_sync(create)
@@ -43,3 +45,30 @@ async def connect(url: str) -> asyncpg.Connection:
     from tests.infra.postgres import to_asyncpg_kwargs
 
     return await asyncpg.connect(**to_asyncpg_kwargs(url))
+
+
+STATEMENTS_ENV = "BENCH_PG_STATEMENTS"
+TOP_STATEMENTS = """SELECT d.datname, s.calls, round(s.total_exec_time::numeric, 1) AS total_ms,
+  round(s.mean_exec_time::numeric, 3) AS mean_ms, s.rows,
+  left(regexp_replace(s.query, '\\s+', ' ', 'g'), 300) AS query
+  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+  ORDER BY s.total_exec_time DESC LIMIT 25"""
+
+
+def statements_settings() -> str:
+    """The ``TEST_PG_SETTINGS`` that load pg_stat_statements (``BENCH_PG_STATEMENTS=1``)."""
+    return "shared_preload_libraries=pg_stat_statements pg_stat_statements.track=all"
+
+
+async def dump_statements(base_url: str, out: Any) -> None:
+    """Write PostgreSQL's 25 most expensive statements since the last dump, then reset."""
+    conn = await connect(base_url + "/postgres")
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(TOP_STATEMENTS)
+        out.write_text("\n".join(
+            f"{r['total_ms']:>10} ms {r['calls']:>8} calls {r['mean_ms']:>8} ms/call "
+            f"{r['rows']:>8} rows  [{r['datname']}] {r['query']}" for r in rows) + "\n")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()

@@ -121,6 +121,27 @@ def drop_messaging_tables(op: Operations) -> None:
         op.drop_table(name)
 
 
+# The outbox is a queue: every row is inserted, leased and marked published within moments.
+# PostgreSQL's default autovacuum (20 % of the table) lets dead rows and stale statistics pile
+# up between runs; with stale statistics the relay's claim stopped using the pending index in
+# seq order (measured: 33 ms a claim at a 15,000-row backlog, 3 ms with fresh statistics).
+OUTBOX_STORAGE = {"autovacuum_vacuum_scale_factor": "0", "autovacuum_vacuum_threshold": "2000",
+                  "autovacuum_analyze_scale_factor": "0", "autovacuum_analyze_threshold": "2000",
+                  "fillfactor": "70"}
+
+
+def tune_outbox(op: Operations) -> None:
+    """Queue-table storage settings for ``outbox`` (PostgreSQL; nothing to do on SQLite)."""
+    if op.get_bind().dialect.name == "postgresql":
+        settings = ", ".join(f"{k} = {v}" for k, v in OUTBOX_STORAGE.items())
+        op.execute(f"ALTER TABLE outbox SET ({settings})")
+
+
+def untune_outbox(op: Operations) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"ALTER TABLE outbox RESET ({', '.join(OUTBOX_STORAGE)})")
+
+
 def script_location_of(module_file: str) -> Path:
     """``services/<name>/migrations`` beside a service's bootstrap module."""
     return Path(module_file).resolve().parent / "migrations"

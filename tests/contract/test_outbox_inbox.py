@@ -189,6 +189,21 @@ async def test_unreadable_message_is_dead_lettered_not_retried(db):
     assert runner.stats.dead_letters == 1
 
 
+async def test_rows_behind_a_full_window_of_waiting_rows_are_still_claimed(db):
+    """The claim looks at the oldest 2 x batch due rows first; when all of them wait behind a
+    backing-off row of their key, the rest of the backlog must still be published."""
+    async with db.transaction() as session:
+        await add_events(session, [site(1)], source="/test")
+    bus = FlakyBus(failures=1)
+    relay = OutboxRelay(db, bus, service="test", batch_size=1)
+    assert await relay.run_once() == 1  # 1-1 revision 1 fails and backs off
+    async with db.transaction() as session:
+        await add_events(session, [SiteRegistered(**{**site(1).model_dump(), "revision": r})
+                                   for r in (2, 3, 4)] + [site(2)], source="/test")
+    assert await relay.run_once() == 1
+    assert await published_values(bus) == ["1-2"]
+
+
 async def test_younger_row_waits_while_an_older_row_of_its_key_backs_off(db):
     async with db.transaction() as session:
         await add_events(session, [site(1)], source="/test")

@@ -334,11 +334,17 @@ def _sweep_stale_dirs(max_age: float = 120.0) -> None:
             continue
 
 
+def _extra_settings() -> list[str]:
+    """``TEST_PG_SETTINGS="a=1 b=2"``: more ``-c`` settings (the bench adds pg_stat_statements)."""
+    return [arg for kv in os.environ.get("TEST_PG_SETTINGS", "").split() for arg in ("-c", kv)]
+
+
 def start_postgres(*, timeout: float = 30.0) -> PostgresServer:
     """Start a private PostgreSQL on 127.0.0.1:<free port> (or use TEST_DATABASE_URL).
 
     Takes ~0.7 s (initdb ~0.6 s, startup ~0.06 s).  The server runs with
     fsync/full_page_writes/synchronous_commit off: fast, not crash-safe.
+    ``TEST_PG_SETTINGS`` adds settings (space-separated ``name=value``).
     """
     ext = os.environ.get(ENV_URL)
     if ext:
@@ -431,6 +437,7 @@ def start_postgres(*, timeout: float = 30.0) -> PostgresServer:
                         "log_min_messages=warning",
                         "-c",
                         "timezone=UTC",
+                        *_extra_settings(),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
