@@ -101,15 +101,17 @@ def upsert_if_newer(table: Table, dialect_name: str, index: list[str], values: d
         **values)
 
 
-def upsert_add(table: Table, dialect_name: str, index: list[str], counter: str) -> Insert:
-    """``INSERT ... ON CONFLICT (index) DO UPDATE SET counter = counter + excluded.counter``.
+def upsert_add(table: Table, dialect_name: str, index: list[str],
+               counters: str | Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (index) DO UPDATE SET c = c + excluded.c`` for each counter.
 
     Without values: execute it with a list of rows (executemany) to apply many deltas at once.
     """
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
     stmt = mod.insert(table)
+    names = [counters] if isinstance(counters, str) else list(counters)
     return stmt.on_conflict_do_update(
-        index_elements=index, set_={counter: table.c[counter] + stmt.excluded[counter]}
+        index_elements=index, set_={c: table.c[c] + stmt.excluded[c] for c in names}
     )
 
 

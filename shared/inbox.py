@@ -9,13 +9,14 @@ transaction commits, so a crash between the two redelivers an event the inbox th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, PrimaryKeyConstraint, Text, Uuid
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.dialect import insert_ignore
+from shared.dialect import insert_ignore, insert_rows
 from shared.outbox import SeqType, utcnow
 
 
@@ -48,6 +49,18 @@ class ConsumerDeadLetter(SQLModel, table=True):
 
 INBOX = InboxRow.__table__
 CONSUMER_DEAD = ConsumerDeadLetter.__table__
+
+
+async def first_time_many(session: AsyncSession, consumer: str,
+                          event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record a batch of events in one statement; the ids not seen before by this consumer."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    now = utcnow()
+    rows = [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids]
+    return set(await insert_rows(session, INBOX, rows, ignore_conflicts=True,
+                                 returning="event_id"))
 
 
 async def first_time(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:

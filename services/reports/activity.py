@@ -7,16 +7,14 @@ Europe/London quarter of ``taken_at``. Residents observed are counted distinct t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 
-from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.stages import ordinal
 from services.reports.models import Activity, ActivityResident
-from shared.consumer import Handler
-from shared.dialect import insert_ignore
-from shared.events import Envelope, Event, topics
+from shared.dialect import insert_rows, upsert_add
+from shared.events import Event, topics
 from shared.events.observations import ObservationRecorded
 from shared.events.scores import DeteriorationFlagged, ScoreComputed
 from shared.quarters import Quarter
@@ -26,50 +24,51 @@ RISK_COLUMNS = {"low": "risk_low", "low-medium": "risk_low_medium", "medium": "r
                 "high": "risk_high"}
 
 
-async def _add(session: AsyncSession, event: ObservationRecorded | ScoreComputed |
-               DeteriorationFlagged, counts: dict[str, int]) -> None:
+COUNTERS = ("observation_sets", "scored_sets", "complete_sets", *RISK_COLUMNS.values(),
+            "red_scores", "flags", "claim_mismatches")
+TYPES = {ObservationRecorded.TYPE: topics.OBSERVATIONS, ScoreComputed.TYPE: topics.SCORES,
+         DeteriorationFlagged.TYPE: topics.SCORES}
+
+
+def counts_of(event: Event) -> dict[str, int]:
+    """What one event adds to its site's quarter."""
+    if isinstance(event, ObservationRecorded):
+        return {"observation_sets": 1}
+    if isinstance(event, ScoreComputed):
+        counts = {"scored_sets": 1, "complete_sets": int(event.total is not None),
+                  "red_scores": int(event.red_score),
+                  "claim_mismatches": int(event.claim_mismatch)}
+        if event.risk in RISK_COLUMNS:
+            counts[RISK_COLUMNS[event.risk]] = 1
+        return counts
+    if isinstance(event, DeteriorationFlagged):
+        return {"flags": 1}
+    raise TypeError(f"not an activity event: {type(event).__name__}")
+
+
+async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Add a batch of events to the counters: one upsert for the counters, one insert for
+    the residents observed. Area codes are the first seen for a site and quarter."""
+    if not events:
+        return
+    rows: dict[tuple[str, int], dict] = {}
+    residents: set[tuple[str, int, str]] = set()
+    for event in events:
+        assert isinstance(event, ObservationRecorded | ScoreComputed | DeteriorationFlagged)
+        qn = ordinal(Quarter.of_instant(event.taken_at))
+        row = rows.get((event.site_id, qn))
+        if row is None:
+            row = rows[(event.site_id, qn)] = {
+                "site_id": event.site_id, "qn": qn, "icb_code": event.icb_code,
+                "psc_code": event.psc_code, **dict.fromkeys(COUNTERS, 0)}
+        for column, n in counts_of(event).items():
+            row[column] += n
+        if isinstance(event, ObservationRecorded):
+            residents.add((event.site_id, qn, event.resident))
     dialect = session.get_bind().dialect.name
-    qn = ordinal(Quarter.of_instant(event.taken_at))
-    await session.execute(insert_ignore(ACT, dialect).values(
-        site_id=event.site_id, qn=qn, icb_code=event.icb_code, psc_code=event.psc_code))
-    await session.execute(update(ACT).where(ACT.c.site_id == event.site_id, ACT.c.qn == qn)
-                          .values({ACT.c[k]: ACT.c[k] + v for k, v in counts.items()}))
-
-
-async def on_observation(session: AsyncSession, _: Envelope, event: Event) -> None:
-    """One observation set; its resident joins the quarter's distinct residents."""
-    assert isinstance(event, ObservationRecorded)
-    await _add(session, event, {"observation_sets": 1})
-    dialect = session.get_bind().dialect.name
-    await session.execute(insert_ignore(RES, dialect).values(
-        site_id=event.site_id, qn=ordinal(Quarter.of_instant(event.taken_at)),
-        resident=event.resident))
-
-
-async def on_score(session: AsyncSession, _: Envelope, event: Event) -> None:
-    """A scored set: complete or not, its risk band, red score and client-claim mismatch."""
-    assert isinstance(event, ScoreComputed)
-    counts = {"scored_sets": 1, "complete_sets": int(event.total is not None),
-              "red_scores": int(event.red_score), "claim_mismatches": int(event.claim_mismatch)}
-    if event.risk in RISK_COLUMNS:
-        counts[RISK_COLUMNS[event.risk]] = 1
-    await _add(session, event, counts)
-
-
-async def on_flag(session: AsyncSession, _: Envelope, event: Event) -> None:
-    """A deterioration flag raised for a resident of the site."""
-    assert isinstance(event, DeteriorationFlagged)
-    await _add(session, event, {"flags": 1})
-
-
-def handlers(touch: Callable[[AsyncSession, Envelope], Awaitable[None]]
-             ) -> dict[str, tuple[str, Handler]]:
-    def fresh(handler: Handler) -> Handler:
-        async def run(session: AsyncSession, envelope: Envelope, event: Event) -> None:
-            await handler(session, envelope, event)
-            await touch(session, envelope)
-        return run
-
-    return {ObservationRecorded.TYPE: (topics.OBSERVATIONS, fresh(on_observation)),
-            ScoreComputed.TYPE: (topics.SCORES, fresh(on_score)),
-            DeteriorationFlagged.TYPE: (topics.SCORES, fresh(on_flag))}
+    ordered = [rows[k] for k in sorted(rows)]   # one lock order for concurrent writers
+    await session.execute(upsert_add(ACT, dialect, ["site_id", "qn"], COUNTERS), ordered)
+    if residents:
+        await insert_rows(session, RES, [{"site_id": s, "qn": q, "resident": r}
+                                         for s, q, r in sorted(residents)],
+                          ignore_conflicts=True)

@@ -25,7 +25,7 @@ def bootstrap(settings: ReportsSettings | None = None, *, bus: Bus | None = None
     runtime = Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
     horizon = Horizon.of(settings.first_quarter, clock)
     upkeep.install()
-    runtime.add_consumer("reports.views", consumers.handlers(horizon))
+    consumers.add_to(runtime, horizon)  # a batch consumer: see consumers.batch_handler
     return runtime
 
 

@@ -1,42 +1,62 @@
-"""Reports' consumer: site, stage (and activity) events into its own views.
+"""Reports' consumer: site, stage and activity events into its own views, a batch at a time.
 
-The shared runner gives inbox dedupe, so every handler here runs once per event id. Handlers
-are order-independent: the register copy keeps the newest revision, stage records are a set,
-and the facts and counters are re-derived from that state once per transaction, before it
-commits (``upkeep``), so a consumer batch costs a few statements beyond its inserts.
+``shared.consumer.BatchConsumerRunner`` gives inbox dedupe (each event id once) and hands over
+the whole batch, so a batch costs a few statements, not a few per event. Effects are
+order-independent: the register copy keeps the newest revision, stage records are a set,
+activity counters add, and the facts and counters are re-derived from that state once per
+transaction, before it commits (``upkeep``).
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, upkeep
-from services.reports.facts import Horizon
-from services.reports.models import IcbRegistrations, ReportSite
-from shared.consumer import Handler
-from shared.dialect import insert_ignore, upsert_if_newer
+from services.reports.facts import SITE, Horizon
+from services.reports.models import IcbRegistrations
+from shared.consumer import BatchConsumerRunner, BatchHandler, Handler
+from shared.dialect import insert_ignore, insert_rows
 from shared.events import Envelope, Event, topics
 from shared.events.sites import SiteClosed, SiteFacts, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
+from shared.runtime import Runtime
 
+NAME = "reports.views"
 REG = IcbRegistrations.__table__
+SITE_TYPES = {SiteRegistered.TYPE, SiteUpdated.TYPE, SiteClosed.TYPE}
+SITE_COLUMNS = ["site_id", "icb_code", "psc_code", "region", "opened_on", "closed_on",
+                "revision"]
 
 
-async def apply_site(session: AsyncSession, _: Envelope, event: Event) -> None:
-    """Keep the register copy (newest revision wins) and the per-ICB registrations."""
-    assert isinstance(event, SiteFacts)
+async def apply_sites(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    """Keep the register copy (newest revision wins) and count registrations per ICB."""
+    if not envelopes:
+        return
+    newest: dict[str, dict] = {}
+    for envelope in envelopes:
+        d = envelope.data
+        if d["site_id"] not in newest or d["revision"] > newest[d["site_id"]]["revision"]:
+            newest[d["site_id"]] = d
+    rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
+            for d in newest.values()]
+    await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
     dialect = session.get_bind().dialect.name
-    values = {"site_id": event.site_id, "icb_code": event.icb_code,
-              "psc_code": event.psc_code, "region": event.region,
-              "opened_on": event.opened_on, "closed_on": event.closed_on,
-              "revision": event.revision}
-    await session.execute(upsert_if_newer(ReportSite.__table__, dialect, ["site_id"], values))
-    if isinstance(event, SiteRegistered):
-        await session.execute(insert_ignore(REG, dialect).values(icb_code=event.icb_code,
+    registered = Counter(e.data["icb_code"] for e in envelopes
+                         if e.type == SiteRegistered.TYPE)
+    for icb, n in sorted(registered.items()):
+        await session.execute(insert_ignore(REG, dialect).values(icb_code=icb,
                                                                  sites_registered=0))
-        await session.execute(update(REG).where(REG.c.icb_code == event.icb_code)
-                              .values(sites_registered=REG.c.sites_registered + 1))
+        await session.execute(update(REG).where(REG.c.icb_code == icb)
+                              .values(sites_registered=REG.c.sites_registered + n))
+
+
+def _date(value: str | date | None) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged) -> None:
@@ -50,32 +70,46 @@ def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged)
         "applies_from": event.applies_from, "reported_at": event.reported_at})
 
 
-def handlers(horizon: Horizon) -> dict[str, tuple[str, Handler]]:
-    """Event type -> (topic, handler) for the "reports.views" consumer.
+def batch_handler(horizon: Horizon) -> BatchHandler:
+    """Apply a batch of new events; mark what ``upkeep`` re-derives before commit.
 
-    Handlers write the register and the history, then mark what to re-derive; ``upkeep``
-    re-derives it once per transaction, before commit.
+    A register change re-derives every quarter of that site (closure, move, opening); a
+    stage (late or not) re-derives its site's series for that programme.
     """
+    async def apply(session: AsyncSession, items: Sequence[tuple[Envelope, Event]]) -> None:
+        await apply_sites(session, [e for e, _ in items if e.type in SITE_TYPES])
+        for envelope, event in items:
+            if isinstance(event, SiteFacts):
+                upkeep.mark(session, horizon, event.site_id, None)
+            elif isinstance(event, StageChanged):
+                record_stage(session, envelope, event)
+                upkeep.mark(session, horizon, event.site_id, event.programme)
+        await activity.add_many(session, [ev for e, ev in items if e.type in activity.TYPES])
+        if items:
+            upkeep.remember(session, items[-1][0])
+    return apply
 
-    async def on_site(session: AsyncSession, envelope: Envelope, event: Event) -> None:
-        """A register change re-derives every quarter of that site (closure, move, opening)."""
-        assert isinstance(event, SiteFacts)
-        await apply_site(session, envelope, event)
-        upkeep.mark(session, horizon, event.site_id, None)
-        upkeep.remember(session, envelope)
 
-    async def on_stage(session: AsyncSession, envelope: Envelope, event: Event) -> None:
-        """A stage (late or not) re-derives its site's series for that programme."""
-        assert isinstance(event, StageChanged)
-        record_stage(session, envelope, event)
-        upkeep.mark(session, horizon, event.site_id, event.programme)
-        upkeep.remember(session, envelope)
+def handlers(horizon: Horizon) -> dict[str, tuple[str, Handler]]:
+    """Event type -> (topic, the handler applied to a batch of one)."""
+    apply = batch_handler(horizon)
 
-    async def remember(session: AsyncSession, envelope: Envelope) -> None:
-        upkeep.remember(session, envelope)
+    async def one(session: AsyncSession, envelope: Envelope, event: Event) -> None:
+        await apply(session, [(envelope, event)])
 
-    routes: dict[str, tuple[str, Handler]] = {
-        cls.TYPE: (topics.SITES, on_site) for cls in (SiteRegistered, SiteUpdated, SiteClosed)}
-    routes[StageChanged.TYPE] = (topics.STAGES, on_stage)
-    routes.update(activity.handlers(remember))
+    routes: dict[str, tuple[str, Handler]] = {t: (topics.SITES, one) for t in SITE_TYPES}
+    routes[StageChanged.TYPE] = (topics.STAGES, one)
+    routes.update({t: (topic, one) for t, topic in activity.TYPES.items()})
     return routes
+
+
+def add_to(runtime: Runtime, horizon: Horizon) -> BatchConsumerRunner:
+    """Register the batch consumer with the runtime, as ``runtime.add_consumer`` would."""
+    s = runtime.settings
+    runner = BatchConsumerRunner(runtime.db, runtime.bus, name=NAME, handlers=handlers(horizon),
+                                 batch_size=s.consumer_batch_size,
+                                 max_attempts=s.consumer_max_attempts,
+                                 after_commit=runtime.relay.wake,
+                                 batch_handler=batch_handler(horizon))
+    runtime.consumers.append(runner)
+    return runner

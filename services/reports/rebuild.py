@@ -9,14 +9,13 @@ activity) with the same inbox, so a rebuilt database can keep consuming where it
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reports import activity, facts
+from services.reports import activity, consumers, facts
 from services.reports.domain.adoption import NATIONAL
 from services.reports.domain.counts import LEVEL_COLUMNS
 from services.reports.domain.stages import quarter_facts
@@ -24,19 +23,15 @@ from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import insert_ignore, insert_rows
+from shared.dialect import insert_rows
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
 from shared.inbox import INBOX
 from shared.outbox import utcnow
 
 CONSUMER = "reports.views"
-SITE_TYPES = {"SiteRegistered", "SiteUpdated", "SiteClosed"}
-SITE_COLUMNS = ["site_id", "icb_code", "psc_code", "region", "opened_on", "closed_on",
-                "revision"]
+SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
-ACTIVITY = {"ObservationRecorded": activity.on_observation, "ScoreComputed": activity.on_score,
-            "DeteriorationFlagged": activity.on_flag}
 
 
 def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:
@@ -59,11 +54,12 @@ async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: 
     by_type: dict[str, list[Envelope]] = defaultdict(list)
     for envelope in fresh:
         by_type["site" if envelope.type in SITE_TYPES else envelope.type].append(envelope)
-    await _apply_sites(session, by_type.pop("site", []))
+    sites = by_type.pop("site", [])
+    await consumers.apply_sites(session, sites)
+    if sites:
+        await facts.stamp_views(session)
     await _insert_records(session, by_type.pop(StageChanged.TYPE, []))
-    for kind, items in by_type.items():
-        for envelope in items:
-            await ACTIVITY[kind](session, envelope, parse(envelope))
+    await activity.add_many(session, [parse(e) for items in by_type.values() for e in items])
     if fresh:
         await facts.touch(session, fresh[-1])
     if progress:
@@ -82,27 +78,6 @@ async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list
     return [e for e in unique if e.id in new]
 
 
-async def _apply_sites(session: AsyncSession, envelopes: list[Envelope]) -> None:
-    if not envelopes:
-        return
-    dialect = session.get_bind().dialect.name
-    newest: dict[str, dict] = {}
-    for envelope in envelopes:
-        d = envelope.data
-        if d["site_id"] not in newest or d["revision"] > newest[d["site_id"]]["revision"]:
-            newest[d["site_id"]] = d
-    rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
-            for d in newest.values()]
-    await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
-    await facts.stamp_views(session)
-    registered = Counter(e.data["icb_code"] for e in envelopes if e.type == "SiteRegistered")
-    for icb, n in registered.items():
-        await session.execute(insert_ignore(REG, dialect).values(icb_code=icb,
-                                                                 sites_registered=0))
-        await session.execute(update(REG).where(REG.c.icb_code == icb)
-                              .values(sites_registered=REG.c.sites_registered + n))
-
-
 async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
     if not envelopes:
         return
@@ -114,10 +89,6 @@ async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> N
                      "programme": e.programme, "tool": e.to_tool, "stage": e.to_stage,
                      "applies_from": e.applies_from, "reported_at": e.reported_at})
     await insert_rows(session, RECORD, rows, ignore_conflicts=True)
-
-
-def _date(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value)
 
 
 async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
@@ -224,4 +195,4 @@ def _readable(batch: Sequence[Message]) -> tuple[list[Envelope], int]:
     return out, bad
 
 
-KNOWN = {"SiteRegistered", "SiteUpdated", "SiteClosed", "StageChanged", *ACTIVITY}
+KNOWN = {*SITE_TYPES, StageChanged.TYPE, *activity.TYPES}

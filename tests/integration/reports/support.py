@@ -10,7 +10,6 @@ from shared.events.observations import ObservationRecorded
 from shared.events.scores import DeteriorationFlagged, ScoreComputed
 from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
-from shared.inbox import first_time
 from shared.settings import load_settings
 
 CLOCK = datetime(2023, 8, 15, 12, 0, tzinfo=UTC)   # 2023/24 Q2
@@ -78,12 +77,14 @@ def reports_runtime(tmp_path, database_url: str | None = None, *, bus=None, **se
     return bootstrap(load_settings("reports", **overrides), bus=bus, clock=lambda: CLOCK)
 
 
-async def deliver(runtime, envelopes: list[Envelope]) -> None:
-    """What the consumer runner does per message: inbox, then the handler, one transaction."""
-    from shared.events import parse
+async def deliver(runtime, envelopes: list[Envelope], batch: int = 1) -> None:
+    """Apply messages through the runtime's consumer, ``batch`` messages a transaction, as
+    its loop does with what ``getmany`` returned."""
+    from shared.bus.base import Message
+    from shared.events import encode
 
-    routes = runtime.consumers[0].handlers
-    for envelope in envelopes:
-        async with runtime.db.transaction() as session:
-            if await first_time(session, "reports.views", envelope.id):
-                await routes[envelope.type][1](session, envelope, parse(envelope))
+    runner = runtime.consumers[0]
+    messages = [Message(runner.handlers[e.type][0], 0, i, e.subject, encode(e))
+                for i, e in enumerate(envelopes)]
+    for i in range(0, len(messages), batch):
+        await runner._apply(messages[i:i + batch])

@@ -74,17 +74,17 @@ class Clock:
         return self.now
 
 
-async def incremental(url: str, tmp: Path, delivered: list[Envelope]):
+async def incremental(url: str, tmp: Path, delivered: list[Envelope], batch: int):
     clock = Clock()
     rt = support.reports_runtime(tmp, url)
     rt.consumers.clear()
     from services.reports import consumers
 
-    rt.add_consumer("reports.views", consumers.handlers(Horizon.of(FIRST, clock)))
+    consumers.add_to(rt, Horizon.of(FIRST, clock))
     half = len(delivered) // 2
-    await support.deliver(rt, delivered[:half])
+    await support.deliver(rt, delivered[:half], batch)
     clock.now = AFTER
-    await support.deliver(rt, delivered[half:])
+    await support.deliver(rt, delivered[half:], batch)
     if not delivered[half:]:   # nothing after the clock moved: no event extended the horizon
         async with rt.db.transaction() as s:
             upkeep.tick(s, Horizon.of(FIRST, clock))
@@ -147,9 +147,10 @@ def oracle(events: list[Envelope]) -> list[tuple]:
 
 
 async def check(make_url, events: list[Envelope], seed: int) -> None:
-    delivered = deliveries(events, random.Random(seed))
+    rnd = random.Random(seed)
+    delivered, batch = deliveries(events, rnd), rnd.choice([1, 1, 3, 7])   # consumer batches
     with tempfile.TemporaryDirectory() as tmp:
-        a = await incremental(make_url(tmp, "a"), Path(tmp), delivered)
+        a = await incremental(make_url(tmp, "a"), Path(tmp), delivered, batch)
         b = await rebuilt(make_url(tmp, "b"), Path(tmp), events)
         try:
             got, want = await snapshot(a), await snapshot(b)

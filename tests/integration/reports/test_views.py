@@ -134,3 +134,40 @@ async def test_views_follow_the_bus(tmp_path):
         assert (row.denominator, row.stages) == (3, (1, 0, 0, 0, 0, 1, 0, 1))
     finally:
         await runtime.stop()
+
+
+async def test_activity_counters_do_not_depend_on_batching(tmp_path):
+    """One batch of many events (duplicates inside it) adds exactly what one-by-one does."""
+    from services.reports.models import Activity, ActivityResident
+    from tests.integration.reports.support import flag, observation, score
+
+    t1, t2 = datetime(2022, 11, 3, 10, tzinfo=UTC), datetime(2023, 2, 1, 9, tzinfo=UTC)
+    events = [observation("1-A", "p1_x", t1), observation("1-A", "p1_x", t1),
+              observation("1-A", "p1_y", t2), observation("1-D", "p1_z", t1, icb="QHL"),
+              score("1-A", "p1_x", t1, total=7, risk="high"),
+              score("1-A", "p1_x", t1, total=None, risk=None, mismatch=True),
+              score("1-A", "p1_y", t2, total=1, risk="low"), flag("1-A", "p1_x", t1)]
+    events.append(events[0])   # redelivered inside the same batch
+
+    async def counters(batch: int) -> tuple[list, list]:
+        rt = reports_runtime(tmp_path / str(batch))
+        await rt.start(relay=False, consumers=False)
+        try:
+            await deliver(rt, events, batch)
+            async with rt.db.session() as s:
+                act = sorted(tuple(r) for r in (await s.execute(select(Activity.__table__))))
+                res = sorted(tuple(r) for r in (await s.execute(
+                    select(ActivityResident.__table__))))
+        finally:
+            await rt.stop()
+        return act, res
+
+    one_by_one, batched = await counters(1), await counters(len(events))
+    assert batched == one_by_one
+    act, res = batched
+    q3, q4 = Q["2022/23 Q3"], Q["2022/23 Q4"]
+    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch
+    assert act == [("1-A", q3, "QJK", "SW", 2, 2, 1, 0, 0, 0, 1, 0, 1, 1),
+                   ("1-A", q4, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0),
+                   ("1-D", q3, "QHL", "WM", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    assert res == [("1-A", q3, "p1_x"), ("1-A", q4, "p1_y"), ("1-D", q3, "p1_z")]
