@@ -130,15 +130,28 @@ OUTBOX_STORAGE = {"autovacuum_vacuum_scale_factor": "0", "autovacuum_vacuum_thre
                   "fillfactor": "70"}
 
 
+# Every statement that inserts outbox rows notifies the channel (delivered at commit, one per
+# transaction); the relay leader LISTENs on its lock connection and claims at once instead of
+# at its next poll. API and relay are different processes on the scale path.
+OUTBOX_CHANNEL = "mandet_outbox"
+
+
 def tune_outbox(op: Operations) -> None:
-    """Queue-table storage settings for ``outbox`` (PostgreSQL; nothing to do on SQLite)."""
+    """Queue-table storage settings and the insert notification for ``outbox`` (PostgreSQL;
+    nothing to do on SQLite, where the relay shares the writer's process and is woken there)."""
     if op.get_bind().dialect.name == "postgresql":
         settings = ", ".join(f"{k} = {v}" for k, v in OUTBOX_STORAGE.items())
         op.execute(f"ALTER TABLE outbox SET ({settings})")
+        op.execute("CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS "
+                   f"$$ BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$")
+        op.execute("CREATE TRIGGER outbox_inserted AFTER INSERT ON outbox "
+                   "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()")
 
 
 def untune_outbox(op: Operations) -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER outbox_inserted ON outbox")
+        op.execute("DROP FUNCTION outbox_notify()")
         op.execute(f"ALTER TABLE outbox RESET ({', '.join(OUTBOX_STORAGE)})")
 
 

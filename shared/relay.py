@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.bus.base import Bus, Record
 from shared.db import Database
 from shared.dialect import in_values, supports_skip_locked
+from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
 
 log = logging.getLogger("mandet.relay")
@@ -61,8 +62,9 @@ class OutboxRelay:
         self.published_total = 0
         self.dead_total = 0
 
-    def wake(self) -> None:
-        """Skip the rest of the poll interval (called after a commit that wrote events)."""
+    def wake(self, *_: object) -> None:
+        """Skip the rest of the poll interval: called after a commit in this process that
+        wrote events, and on PostgreSQL by the outbox's insert NOTIFY from any process."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -71,6 +73,7 @@ class OutboxRelay:
                 if not await self._is_leader():
                     await self._sleep(stop, max(self.poll_seconds, 1.0))
                     continue
+                self._wake.clear()   # a wake-up from now on means rows this claim may miss
                 try:
                     n = await self.run_once()
                 except Exception:  # noqa: BLE001 - the database may be briefly away; retry
@@ -84,7 +87,6 @@ class OutboxRelay:
             await self._drop_leadership()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         _, pending = await asyncio.wait(waiters, timeout=seconds,
                                         return_when=asyncio.FIRST_COMPLETED)
@@ -194,9 +196,22 @@ class OutboxRelay:
         await conn.commit()
         if got:
             self._lock_conn = conn
+            await self._listen(conn)
             return True
         await conn.close()
         return False
+
+    async def _listen(self, conn: AsyncConnection) -> None:
+        """LISTEN for the outbox's insert notifications on the (otherwise idle) lock connection.
+
+        Best effort: without it (an older schema, a pooler that drops LISTEN) the relay polls.
+        """
+        try:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.add_listener(OUTBOX_CHANNEL, self.wake)
+        except Exception:  # noqa: BLE001
+            log.warning("relay could not LISTEN for outbox inserts; polling only",
+                        extra={"service": self.service})
 
     async def _drop_leadership(self) -> None:
         if self._lock_conn is not None:

@@ -34,7 +34,8 @@ def make_bus(settings: CommonSettings, client_id: str) -> Bus:
                     partitions=settings.kafka_partitions, topics=topics.ALL_TOPICS,
                     client_id=client_id, topic_prefix=settings.kafka_topic_prefix,
                     replication_factor=settings.kafka_replication_factor,
-                    session_timeout_ms=settings.kafka_session_timeout_ms)
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
 
 
 class Runtime:

@@ -39,6 +39,7 @@ class CommonSettings(BaseSettings):
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     kafka_replication_factor: int = Field(default=1, ge=1, le=7)
     kafka_session_timeout_ms: int = Field(default=6_000, ge=1_000, le=300_000)
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=0, le=30_000)
     jwt_secret: SecretStr = SecretStr(DEV_PLACEHOLDER)
     jwt_issuer: str = "mandet"
     log_level: str = "INFO"

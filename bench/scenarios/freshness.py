@@ -59,9 +59,26 @@ async def freshness(ctx: Context) -> list[Row]:
     rows = [_row(ctx, rate, "score", score_ms, load, stored, len(scores)),
             _row(ctx, rate, "score -> view", view_ms, load, stored, len(view_ms),
                  "" if reports else "reports is not running")]
+    relays = {name: await _relay_waits(svc.database_url, since)
+              for name, svc in (("ingest", ingest), ("scoring", scoring))}
+    rows[0].details["relay_wait_ms"] = relays
+    rows[0].note += "; where the time goes, outbox row committed -> published p50/p99: " + \
+        ", ".join(f"{name} {w['p50']:.0f}/{w['p99']:.0f} ms" for name, w in relays.items() if w)
     for row in rows:
         row.note += backlog
     return rows
+
+
+async def _relay_waits(url: str, since: datetime) -> dict[str, float]:
+    """How long each outbox row written since ``since`` waited for the relay (ms)."""
+    conn = await connect(url)
+    try:
+        waits = sorted(r[0] for r in await conn.fetch(
+            "SELECT extract(epoch FROM published_at - created_at) * 1000 FROM outbox "
+            "WHERE created_at >= $1 AND published_at IS NOT NULL", since))
+    finally:
+        await conn.close()
+    return {f"p{q:g}": percentile(waits, q) for q in (50, 99)} if waits else {}
 
 
 def _row(ctx: Context, rate: float, leg: str, lags: list[float], load, stored: int,  # type: ignore[no-untyped-def]

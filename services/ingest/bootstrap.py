@@ -20,7 +20,7 @@ def bootstrap(settings: IngestSettings | None = None, *, bus: Bus | None = None,
     settings = settings or load_settings(NAME)  # type: ignore[assignment]
     runtime = IngestRuntime(NAME, settings, migrations=script_location_of(__file__), bus=bus,
                             clock=clock)
-    runtime.add_consumer("ingest.sites", consumers.handlers(runtime.sites.invalidate))
+    consumers.add_to(runtime, runtime.sites.invalidate)  # a batch consumer
     return runtime
 
 

@@ -222,3 +222,34 @@ async def test_younger_row_waits_while_an_older_row_of_its_key_backs_off(db):
     got = await consumer.getmany(max_records=10, timeout=0.1)
     revisions = [decode(m.value).data["revision"] for m in got if m.key == "1-1"]
     assert revisions == [1, 2]
+
+
+@pytest.mark.integration
+async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url):
+    """PostgreSQL: the outbox insert NOTIFY wakes the relay leader at once; its poll interval
+    here (30 s) would otherwise be the delay. The writer is a separate engine, as the API
+    process is on the scale path."""
+    relay_db, writer_db = Database(pg_url), Database(pg_url)
+    await upgrade(relay_db, MIGRATIONS)
+    bus = MemoryBus(partitions=1)
+    relay = OutboxRelay(relay_db, bus, service="test", poll_seconds=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while relay._lock_conn is None:            # leader, listening, now in its 30 s poll
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        async with writer_db.transaction() as session:
+            await add_events(session, [site(1)], source="/test")
+        deadline = asyncio.get_running_loop().time() + 3
+        while relay.published_total < 1:
+            assert asyncio.get_running_loop().time() < deadline, "relay was not woken"
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+        await relay_db.dispose()
+        await writer_db.dispose()
+    assert await published_values(bus) == ["1-1"]

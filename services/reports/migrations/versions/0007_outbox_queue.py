@@ -1,4 +1,4 @@
-"""Outbox as a queue table: autovacuum and analyze every 2,000 changed rows (shared.migrations).
+"""Outbox as a queue table: eager autovacuum, and a NOTIFY that wakes the relay (shared.migrations).
 
 Revision ID: 0007
 Revises: 0006
