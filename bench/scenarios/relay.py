@@ -3,7 +3,8 @@
 Baseline: one aiokafka producer (acks=all, idempotence off as against Tansu, linger 2 ms, as
 the bus adapter) sending the same encoded envelopes straight to a topic, all futures collected.
 Figure: the same number of committed outbox rows published by ``OutboxRelay`` through
-``KafkaBus`` and applied by a ``ConsumerRunner`` (inbox row + one effect row per event) into a
+``KafkaBus`` and applied by a ``BatchConsumerRunner`` (the services' form: one inbox insert and
+one effect insert per consumer batch, an inbox row and an effect row per event) into a
 second database, timed from relay start until the consumer has applied the last event. The
 consumer joins its group before the clock starts (Tansu's first join takes ~5 s). Relay and
 consumer share this process's event loop (on the scale path they are two worker processes).
@@ -25,8 +26,9 @@ from bench.core import Context, Row, scenario
 from bench.pgutil import messaging_tables
 from bench.scenarios.common import homes
 from shared.bus.kafka import KafkaBus
-from shared.consumer import ConsumerRunner
+from shared.consumer import BatchConsumerRunner, ConsumerRunner
 from shared.db import Database
+from shared.dialect import insert_rows
 from shared.events import Envelope, encode, topics, wrap
 from shared.events.observations import ObservationRecorded
 from shared.outbox import OUTBOX, outbox_values
@@ -83,8 +85,9 @@ async def relay_rate(ctx: Context, envs: list[Envelope]) -> tuple[float, float, 
                    topic_prefix=f"{infra.topic_prefix}relay.")
     await bus.start()
     stop = asyncio.Event()
-    runner = ConsumerRunner(sink, bus, name="bench.sink",
-                            handlers={ObservationRecorded.TYPE: (topics.OBSERVATIONS, _apply)})
+    runner = BatchConsumerRunner(
+        sink, bus, name="bench.sink", batch_handler=_apply_batch,
+        handlers={ObservationRecorded.TYPE: (topics.OBSERVATIONS, _apply)})
     tasks = [asyncio.create_task(runner.run(stop))]
     try:
         await _joined(runner)
@@ -107,8 +110,12 @@ async def relay_rate(ctx: Context, envs: list[Envelope]) -> tuple[float, float, 
 
 
 async def _apply(session, envelope, event) -> None:  # type: ignore[no-untyped-def]
-    await session.execute(insert(EFFECT).values(event_id=envelope.id, resident=event.resident,
-                                                taken_at=event.taken_at))
+    await _apply_batch(session, [(envelope, event)])
+
+
+async def _apply_batch(session, items) -> None:  # type: ignore[no-untyped-def]
+    await insert_rows(session, EFFECT, [{"event_id": env.id, "resident": ev.resident,
+                                         "taken_at": ev.taken_at} for env, ev in items])
 
 
 async def _joined(runner: ConsumerRunner, timeout: float = 60.0) -> None:
