@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -86,8 +88,11 @@ def start_worker(db_url: str, bootstrap: str, prefix: str) -> subprocess.Popen:
            "MANDET_ENV": "test", "MANDET_JWT_SECRET": SECRET, "MANDET_LOG_LEVEL": "WARNING",
            "MANDET_KAFKA_BOOTSTRAP": bootstrap, "MANDET_KAFKA_PARTITIONS": str(PARTITIONS),
            "MANDET_KAFKA_ENABLE_IDEMPOTENCE": "false", "MANDET_KAFKA_TOPIC_PREFIX": prefix}
-    return subprocess.Popen([sys.executable, "-m", "mandet.cli", "worker", "scoring"], env=env,
-                            stdout=subprocess.DEVNULL)
+    args = ["-m", "mandet.cli", "worker", "scoring"]
+    if "scoring-worker" in os.environ.get("BENCH_PROFILE", "").split(","):
+        out = Path(__file__).parent / "results" / "profile-scoring-worker.txt"
+        args = ["-m", "pyinstrument", "-r", "text", "-o", str(out), *args]
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL)
 
 
 async def watch(db_url: str, n: int, deadline_s: float = 600) -> list[tuple[float, int]]:
@@ -128,7 +133,7 @@ async def service_rate(n: int, residents: int, workers: int = 1) -> float:
             samples = await watch(db_url, n)
         finally:
             for worker in procs:
-                worker.terminate()
+                worker.send_signal(signal.SIGINT)   # a clean stop (and a profiler's report)
             for worker in procs:
                 worker.wait(timeout=30)
         if samples[-1][1] != n:
