@@ -163,8 +163,14 @@ class BatchConsumerRunner(ConsumerRunner):
     with a faster decoder, as long as a malformed message still raises.
     """
 
-    def __init__(self, *args: Any, batch_handler: BatchHandler, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, db: Database, bus: Bus, *, name: str, topics_by_type: dict[str, str],
+                 batch_handler: BatchHandler, **kwargs: Any) -> None:
+        """``topics_by_type``: event type -> topic, the events this consumer applies."""
+        async def one(session: AsyncSession, envelope: Envelope, event: Event) -> None:
+            await batch_handler(session, [(envelope, event)])   # the per-message form
+
+        super().__init__(db, bus, name=name, handlers={
+            t: (topic, one) for t, topic in topics_by_type.items()}, **kwargs)
         self.batch_handler = batch_handler
 
     def read(self, raw: bytes) -> tuple[Envelope, Event] | None:

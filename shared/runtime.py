@@ -16,7 +16,7 @@ from pathlib import Path
 from shared.bus.base import Bus
 from shared.bus.kafka import KafkaBus
 from shared.bus.memory import MemoryBus
-from shared.consumer import ConsumerRunner, Handler
+from shared.consumer import BatchConsumerRunner, BatchHandler, ConsumerRunner, Handler
 from shared.db import Database
 from shared.events import topics
 from shared.migrations import upgrade
@@ -65,6 +65,19 @@ class Runtime:
                                 after_commit=self.relay.wake)
         self.consumers.append(runner)
         return runner
+
+    def add_batch_consumer(self, name: str, topics_by_type: dict[str, str],
+                           batch_handler: BatchHandler,
+                           runner: type[BatchConsumerRunner] = BatchConsumerRunner
+                           ) -> BatchConsumerRunner:
+        """A consumer whose handler takes a whole batch (``shared.consumer``)."""
+        batch = runner(self.db, self.bus, name=name, topics_by_type=topics_by_type,
+                       batch_handler=batch_handler,
+                       batch_size=self.settings.consumer_batch_size,
+                       max_attempts=self.settings.consumer_max_attempts,
+                       after_commit=self.relay.wake)
+        self.consumers.append(batch)
+        return batch
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
         await upgrade(self.db, self.migrations)

@@ -85,9 +85,8 @@ async def relay_rate(ctx: Context, envs: list[Envelope]) -> tuple[float, float, 
                    topic_prefix=f"{infra.topic_prefix}relay.")
     await bus.start()
     stop = asyncio.Event()
-    runner = BatchConsumerRunner(
-        sink, bus, name="bench.sink", batch_handler=_apply_batch,
-        handlers={ObservationRecorded.TYPE: (topics.OBSERVATIONS, _apply)})
+    runner = BatchConsumerRunner(sink, bus, name="bench.sink", batch_handler=_apply_batch,
+                                 topics_by_type={ObservationRecorded.TYPE: topics.OBSERVATIONS})
     tasks = [asyncio.create_task(runner.run(stop))]
     try:
         await _joined(runner)
@@ -107,10 +106,6 @@ async def relay_rate(ctx: Context, envs: list[Envelope]) -> tuple[float, float, 
         await bus.stop()
         await source.dispose()
         await sink.dispose()
-
-
-async def _apply(session, envelope, event) -> None:  # type: ignore[no-untyped-def]
-    await _apply_batch(session, [(envelope, event)])
 
 
 async def _apply_batch(session, items) -> None:  # type: ignore[no-untyped-def]

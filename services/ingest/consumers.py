@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.ingest.models import KnownSite
-from shared.consumer import BatchConsumerRunner, BatchHandler, Handler
+from shared.consumer import BatchConsumerRunner, BatchHandler
 from shared.dialect import insert_rows
 from shared.events import Envelope, Event, topics
 from shared.events.sites import SiteClosed, SiteFacts, SiteRegistered, SiteUpdated
@@ -46,25 +46,9 @@ def batch_handler(on_change: Callable[[str], None] | None = None) -> BatchHandle
     return apply
 
 
-def handlers(on_change: Callable[[str], None] | None = None
-             ) -> dict[str, tuple[str, Handler]]:
-    """Site events -> the batch handler applied to a batch of one."""
-    apply = batch_handler(on_change)
-
-    async def one(session: AsyncSession, envelope: Envelope, event: Event) -> None:
-        await apply(session, [(envelope, event)])
-
-    return {cls.TYPE: (topics.SITES, one) for cls in (SiteRegistered, SiteUpdated, SiteClosed)}
+TOPICS = {cls.TYPE: topics.SITES for cls in (SiteRegistered, SiteUpdated, SiteClosed)}
 
 
 def add_to(runtime: Runtime, on_change: Callable[[str], None] | None = None
            ) -> BatchConsumerRunner:
-    """Register the batch consumer with the runtime, as ``runtime.add_consumer`` would."""
-    s = runtime.settings
-    runner = BatchConsumerRunner(runtime.db, runtime.bus, name=NAME, handlers=handlers(on_change),
-                                 batch_size=s.consumer_batch_size,
-                                 max_attempts=s.consumer_max_attempts,
-                                 after_commit=runtime.relay.wake,
-                                 batch_handler=batch_handler(on_change))
-    runtime.consumers.append(runner)
-    return runner
+    return runtime.add_batch_consumer(NAME, TOPICS, batch_handler(on_change))

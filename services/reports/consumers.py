@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.reports import activity, upkeep
 from services.reports.facts import SITE, Horizon
 from services.reports.models import IcbRegistrations
-from shared.consumer import BatchConsumerRunner, BatchHandler, Handler
+from shared.consumer import BatchConsumerRunner, BatchHandler
 from shared.dialect import insert_ignore, insert_rows
 from shared.events import Envelope, Event, topics
 from shared.events.sites import SiteClosed, SiteFacts, SiteRegistered, SiteUpdated
@@ -90,26 +90,9 @@ def batch_handler(horizon: Horizon) -> BatchHandler:
     return apply
 
 
-def handlers(horizon: Horizon) -> dict[str, tuple[str, Handler]]:
-    """Event type -> (topic, the handler applied to a batch of one)."""
-    apply = batch_handler(horizon)
-
-    async def one(session: AsyncSession, envelope: Envelope, event: Event) -> None:
-        await apply(session, [(envelope, event)])
-
-    routes: dict[str, tuple[str, Handler]] = {t: (topics.SITES, one) for t in SITE_TYPES}
-    routes[StageChanged.TYPE] = (topics.STAGES, one)
-    routes.update({t: (topic, one) for t, topic in activity.TYPES.items()})
-    return routes
+TOPICS = {**dict.fromkeys(SITE_TYPES, topics.SITES), StageChanged.TYPE: topics.STAGES,
+          **activity.TYPES}
 
 
 def add_to(runtime: Runtime, horizon: Horizon) -> BatchConsumerRunner:
-    """Register the batch consumer with the runtime, as ``runtime.add_consumer`` would."""
-    s = runtime.settings
-    runner = BatchConsumerRunner(runtime.db, runtime.bus, name=NAME, handlers=handlers(horizon),
-                                 batch_size=s.consumer_batch_size,
-                                 max_attempts=s.consumer_max_attempts,
-                                 after_commit=runtime.relay.wake,
-                                 batch_handler=batch_handler(horizon))
-    runtime.consumers.append(runner)
-    return runner
+    return runtime.add_batch_consumer(NAME, TOPICS, batch_handler(horizon))

@@ -16,17 +16,11 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.scoring.scoring import score_observations
-from shared.consumer import BatchConsumerRunner, Handler
+from shared.consumer import BatchConsumerRunner
 from shared.events import Envelope, Event, ObservationRecorded, topics
 from shared.runtime import Runtime
 
 NAME = "scoring.observations"
-
-
-async def apply_observation(session: AsyncSession, _: Envelope, event: Event) -> None:
-    """Score one observation (the per-message form of the batch handler)."""
-    assert isinstance(event, ObservationRecorded)
-    await score_observations(session, [event])
 
 
 async def apply_observations(session: AsyncSession,
@@ -35,8 +29,7 @@ async def apply_observations(session: AsyncSession,
     await score_observations(session, [e for _, e in items if isinstance(e, ObservationRecorded)])
 
 
-def handlers() -> dict[str, tuple[str, Handler]]:
-    return {ObservationRecorded.TYPE: (topics.OBSERVATIONS, apply_observation)}
+TOPICS = {ObservationRecorded.TYPE: topics.OBSERVATIONS}
 
 
 class _ObservationEnvelope(Envelope):
@@ -59,11 +52,4 @@ class ObservationRunner(BatchConsumerRunner):
 
 
 def add_to(runtime: Runtime) -> BatchConsumerRunner:
-    """Register the batch consumer with the runtime, as ``runtime.add_consumer`` would."""
-    s = runtime.settings
-    runner = ObservationRunner(runtime.db, runtime.bus, name=NAME, handlers=handlers(),
-                               batch_size=s.consumer_batch_size,
-                               max_attempts=s.consumer_max_attempts,
-                               after_commit=runtime.relay.wake, batch_handler=apply_observations)
-    runtime.consumers.append(runner)
-    return runner
+    return runtime.add_batch_consumer(NAME, TOPICS, apply_observations, ObservationRunner)
