@@ -35,6 +35,8 @@ def counts_of(event: Event) -> dict[str, int]:
     if isinstance(event, ObservationRecorded):
         return {"observation_sets": 1}
     if isinstance(event, ScoreComputed):
+        if event.status == "rejected":
+            return {}   # scoring refused to score it: not a scored set
         counts = {"scored_sets": 1, "complete_sets": int(event.total is not None),
                   "red_scores": int(event.red_score),
                   "claim_mismatches": int(event.claim_mismatch)}
@@ -55,16 +57,21 @@ async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
     residents: set[tuple[str, int, str]] = set()
     for event in events:
         assert isinstance(event, ObservationRecorded | ScoreComputed | DeteriorationFlagged)
+        counts = counts_of(event)
+        if not counts:
+            continue
         qn = ordinal(Quarter.of_instant(event.taken_at))
         row = rows.get((event.site_id, qn))
         if row is None:
             row = rows[(event.site_id, qn)] = {
                 "site_id": event.site_id, "qn": qn, "icb_code": event.icb_code,
                 "psc_code": event.psc_code, **dict.fromkeys(COUNTERS, 0)}
-        for column, n in counts_of(event).items():
+        for column, n in counts.items():
             row[column] += n
         if isinstance(event, ObservationRecorded):
             residents.add((event.site_id, qn, event.resident))
+    if not rows:
+        return
     dialect = session.get_bind().dialect.name
     ordered = [rows[k] for k in sorted(rows)]   # one lock order for concurrent writers
     await session.execute(upsert_add(ACT, dialect, ["site_id", "qn"], COUNTERS), ordered)

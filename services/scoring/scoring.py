@@ -84,6 +84,7 @@ def _score_one(obs: ObservationRecorded, ctx: BatchContext, w: _Writes, now: dat
         row = _base(obs, now, taken_at)
         row["detail"]["rejection"] = rejection_reasons(vitals, obs.soft_signs)
         w.scores.append(row)
+        w.events[obs.observation_id] = [_score_event(obs, row, now)]
         return
     if a.result.total is not None:
         history.append(a.observed)
@@ -125,16 +126,18 @@ def _subs(a: Assessment) -> dict[str, int]:
 
 
 def _score_event(obs: ObservationRecorded, row: dict[str, Any], now: datetime) -> Encoded:
-    """ScoreComputed for a scored row, encoded directly: every value in it comes from a
-    validated event or the scoring core (taken-at as received, like the pydantic path)."""
+    """ScoreComputed for a scored or rejected row, encoded directly: every value in it comes
+    from a validated event or the scoring core (taken-at as received, like the pydantic path)."""
     detail = row["detail"]
     return fast_encode(ScoreComputed, {
         "observation_id": obs.observation_id, "resident": obs.resident, "site_id": obs.site_id,
         "icb_code": obs.icb_code, "psc_code": obs.psc_code, "taken_at": obs.taken_at,
-        "scale": row["scale"], "sub_scores": detail["sub_scores"], "missing": detail["missing"],
+        "scale": row["scale"], "sub_scores": detail["sub_scores"] or {},
+        "missing": detail["missing"],
         "total": row["total"], "risk": row["risk"], "red_score": row["red_score"],
         "monitoring": row["monitoring"], "soft_signs": detail["soft_signs"],
-        "client_total": row["client_total"], "claim_mismatch": row["claim_mismatch"]},
+        "client_total": row["client_total"], "claim_mismatch": row["claim_mismatch"],
+        "status": row["status"], "rejection": detail["rejection"] or []},
         source=SOURCE, time=now)
 
 

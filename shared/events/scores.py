@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from shared.events import topics
 from shared.events.envelope import Event
 
 
 class ScoreComputed(Event):
-    """NEWS2 for one observation set. ``total`` is None when a parameter is missing."""
+    """NEWS2 for one observation set, published for every observation scoring receives.
+
+    ``total`` is None when a parameter is missing. ``status`` "rejected": scoring refused to
+    score it (implausible values, unknown soft-sign codes; ``rejection`` says which field,
+    value and rule), and every score field is empty. Version 2 added ``status``,
+    ``rejection`` and an empty ``scale`` for rejections: deploy consumers before producers.
+    """
 
     TYPE: ClassVar[str] = "ScoreComputed"
     TOPIC: ClassVar[str] = topics.SCORES
     KEY_FIELD: ClassVar[str] = "resident"
+    VERSION: ClassVar[int] = 2
 
     observation_id: uuid.UUID
     resident: str
@@ -23,7 +30,7 @@ class ScoreComputed(Event):
     icb_code: str
     psc_code: str
     taken_at: datetime
-    scale: int
+    scale: int | None
     sub_scores: dict[str, int]
     missing: tuple[str, ...] = ()
     total: int | None = None
@@ -33,6 +40,8 @@ class ScoreComputed(Event):
     soft_signs: tuple[str, ...] = ()
     client_total: int | None = None
     claim_mismatch: bool = False
+    status: Literal["scored", "rejected"] = "scored"
+    rejection: tuple[dict[str, str], ...] = ()
 
 
 class DeteriorationFlagged(Event):

@@ -21,7 +21,8 @@ def score_data(taken_at: datetime, **over: object) -> dict[str, object]:
             "icb_code": "QJK", "psc_code": "SW", "taken_at": taken_at, "scale": 2,
             "sub_scores": {"respiration_rate": 3, "spo2": 0}, "missing": ["pulse"],
             "total": None, "risk": None, "red_score": True, "monitoring": None,
-            "soft_signs": ["R2-FLUID"], "client_total": 4, "claim_mismatch": False, **over}
+            "soft_signs": ["R2-FLUID"], "client_total": 4, "claim_mismatch": False,
+            "status": "scored", "rejection": [], **over}
 
 
 def flag_data(taken_at: datetime) -> dict[str, object]:
@@ -33,6 +34,9 @@ def flag_data(taken_at: datetime) -> dict[str, object]:
 CASES = [(ScoreComputed, score_data(t)) for t in TAKEN] + [
     (ScoreComputed, score_data(TAKEN[0], total=7, risk="high", monitoring="continuous",
                                missing=[], soft_signs=[], client_total=None)),
+    (ScoreComputed, score_data(TAKEN[1], status="rejected", scale=None, sub_scores={},
+                               missing=[], rejection=[{"field": "spo2", "value": "101",
+                                                       "reason": "above 100"}])),
     *[(DeteriorationFlagged, flag_data(t)) for t in TAKEN]]
 
 

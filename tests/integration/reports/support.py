@@ -53,12 +53,15 @@ def observation(site_id: str, resident: str, taken: datetime, icb: str = "QJK") 
 
 
 def score(site_id: str, resident: str, taken: datetime, *, total: int | None, risk: str | None,
-          mismatch: bool = False, icb: str = "QJK") -> Envelope:
+          mismatch: bool = False, icb: str = "QJK", rejected: bool = False) -> Envelope:
     psc, _ = AREAS[icb]
     return wrap(ScoreComputed(
         observation_id=uuid.uuid4(), resident=resident, site_id=site_id, icb_code=icb,
-        psc_code=psc, taken_at=taken, scale=1, sub_scores={}, total=total, risk=risk,
-        claim_mismatch=mismatch), source="/test/scoring")
+        psc_code=psc, taken_at=taken, scale=None if rejected else 1, sub_scores={},
+        total=total, risk=risk, claim_mismatch=mismatch,
+        status="rejected" if rejected else "scored",
+        rejection=({"field": "spo2", "value": "101", "reason": "implausible"},) if rejected
+        else ()), source="/test/scoring")
 
 
 def flag(site_id: str, resident: str, taken: datetime, icb: str = "QJK") -> Envelope:

@@ -146,7 +146,8 @@ async def test_activity_counters_do_not_depend_on_batching(tmp_path):
               observation("1-A", "p1_y", t2), observation("1-D", "p1_z", t1, icb="QHL"),
               score("1-A", "p1_x", t1, total=7, risk="high"),
               score("1-A", "p1_x", t1, total=None, risk=None, mismatch=True),
-              score("1-A", "p1_y", t2, total=1, risk="low"), flag("1-A", "p1_x", t1)]
+              score("1-A", "p1_y", t2, total=1, risk="low"), flag("1-A", "p1_x", t1),
+              score("1-B", "p1_w", t1, total=None, risk=None, rejected=True)]   # counts nothing
     events.append(events[0])   # redelivered inside the same batch
 
     async def counters(batch: int) -> tuple[list, list]:

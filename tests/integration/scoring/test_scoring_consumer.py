@@ -162,7 +162,17 @@ async def test_implausible_values_are_recorded_as_rejected_never_scored(scoring)
     entry = await scoring.entry(bad)
     assert (entry["status"], entry["total"], entry["sub_scores"]) == ("rejected", None, None)
     assert [e["field"] for e in entry["rejection"]] == ["spo2", "soft_signs"]
-    assert scoring.of_type("ScoreComputed", bad.observation_id) == []
+    # ScoreComputed is published for every observation; a rejection carries no score
+    [event] = scoring.of_type("ScoreComputed", bad.observation_id)
+    assert event.schemaversion == 2
+    data = event.data
+    assert (data["status"], data["scale"], data["total"], data["risk"], data["sub_scores"]) == (
+        "rejected", None, None, None, {})
+    assert [(r["field"], r["value"]) for r in data["rejection"]] == [
+        ("spo2", "101"), ("soft_signs", "NOT-A-CODE")]
+    assert scoring.of_type("DeteriorationFlagged", bad.observation_id) == []
+    [ok] = scoring.of_type("ScoreComputed", good.observation_id)
+    assert (ok.data["status"], ok.data["rejection"]) == ("scored", [])
 
 
 async def test_taken_at_offsets_are_ordered_as_instants(scoring):
