@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -17,8 +17,13 @@ ANY_ROLE = tuple(Role)
 
 
 def service_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str,
-                manage_runtime: bool = True) -> FastAPI:
-    """A service's app. With ``manage_runtime`` its lifespan starts and stops the runtime."""
+                manage_runtime: bool = True,
+                error_renderers: Mapping[str, problems.Renderer] | None = None) -> FastAPI:
+    """A service's app. With ``manage_runtime`` its lifespan starts and stops the runtime.
+
+    Errors are problem+json, except on routes under a prefix of ``error_renderers`` (path as
+    this app sees it, e.g. ``/fhir``), which that renderer writes (see ``shared.problems``).
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -33,7 +38,7 @@ def service_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str,
     app = FastAPI(title=title, lifespan=lifespan, version="0.1.0")
     app.state.tokens = runtime.tokens
     app.state.runtime = runtime
-    problems.install(app)
+    problems.install(app, error_renderers)
     install_middleware(app, runtime.metrics)
     app.include_router(ops_router(runtime.ready, runtime.metrics))
     app.include_router(whoami_router())

@@ -2,18 +2,29 @@
 
 Validation failures list every error with the field (a JSON pointer-ish dotted path), the
 rejected value where safe, and the reason, under the ``errors`` extension member.
+
+A service may answer some of its routes in another format (ingest's FHIR routes answer
+OperationOutcome): :func:`install` takes ``renderers``, a mapping of route path prefix (as the
+service's own app sees it, e.g. ``/fhir``) to a :data:`Renderer`. Every handler below first
+states what went wrong as a :class:`Rejection`, then lets the renderer for the request's route
+write it; routes no prefix covers get problem+json. A renderer that fails itself is logged and
+replaced by problem+json, so a rejection is never turned into a crash.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Scope
 
 log = logging.getLogger("mandet.http")
 
@@ -31,6 +42,25 @@ class Problem(Exception):
         self.errors, self.headers, self.extra = errors, headers, extra
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """What went wrong, before it is written in any format.
+
+    ``errors`` items are ``{"field", "reason"}`` (and ``"value"`` where safe to echo); a field
+    from request parsing is prefixed by where it was read: ``header.Idempotency-Key``.
+    """
+
+    status: int
+    title: str
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    headers: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Renderer = Callable[[Request, Rejection], Response]
+
+
 def problem_response(request: Request, status: int, title: str, detail: str | None = None,
                      *, errors: list[dict[str, Any]] | None = None,
                      headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -42,6 +72,13 @@ def problem_response(request: Request, status: int, title: str, detail: str | No
         body["errors"] = errors
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def render_problem(request: Request, rejection: Rejection) -> Response:
+    """The default renderer: RFC 9457 problem+json."""
+    return problem_response(request, rejection.status, rejection.title, rejection.detail,
+                            errors=rejection.errors, headers=rejection.headers,
+                            **rejection.extra)
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -62,31 +99,63 @@ def _safe(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool)) and len(str(value)) <= 200
 
 
-def install(app: FastAPI) -> None:
-    """Register problem+json handlers on an app."""
+def route_path(scope: Scope) -> str:
+    """The request's path as the app serving it sees it: the matched route's template if
+    routing got that far, else the URL path without the mount prefix (``root_path``)."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        path = path[len(root):]
+    return path or "/"
+
+
+def _under(path: str, prefix: str) -> bool:
+    prefix = prefix.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def install(app: FastAPI, renderers: Mapping[str, Renderer] | None = None) -> None:
+    """Register the error handlers on an app: problem+json, or ``renderers[prefix]`` for
+    routes whose path (relative to this app) is ``prefix`` or below it."""
+    chosen = dict(renderers or {})
+
+    def answer(request: Request, rejection: Rejection) -> Response:
+        path = route_path(request.scope)
+        for prefix, renderer in chosen.items():
+            if _under(path, prefix):
+                try:
+                    return renderer(request, rejection)
+                except Exception:  # never let a renderer turn a 4xx into a crash
+                    log.exception("error renderer failed", extra={"path": request.url.path})
+                    break
+        return render_problem(request, rejection)
 
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.title, exc.detail, errors=exc.errors,
-                                headers=exc.headers, **exc.extra)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return answer(request, Rejection(exc.status, exc.title, exc.detail, exc.errors,
+                                         exc.headers, exc.extra))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(request, 422, "Request is not valid",
-                                "One or more fields failed validation.",
-                                errors=field_errors(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, Rejection(422, "Request is not valid",
+                                         "One or more fields failed validation.",
+                                         field_errors(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(request, exc.status_code, _title(exc.status_code), detail,
-                                headers=getattr(exc, "headers", None))
+        return answer(request, Rejection(exc.status_code, _title(exc.status_code), detail,
+                                         headers=getattr(exc, "headers", None)))
 
     @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(request, 500, "Internal Server Error",
-                                "The server failed to handle this request; it has been logged.")
+        return answer(request, Rejection(
+            500, "Internal Server Error",
+            "The server failed to handle this request; it has been logged."))
 
 
 def _title(status: int) -> str:

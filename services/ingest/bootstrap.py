@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.ingest import api, consumers, fhir_api
+from services.ingest import api, consumers, fhir_api, fhir_outcome
 from services.ingest.intake import Clock, IngestRuntime, utc_clock
 from shared.api import service_app
 from shared.bus.base import Bus
@@ -25,5 +25,7 @@ def bootstrap(settings: IngestSettings | None = None, *, bus: Bus | None = None,
 
 
 def create_app(runtime: IngestRuntime, *, manage_runtime: bool = True) -> FastAPI:
+    """The FHIR routes answer every error, auth and header ones too, as an OperationOutcome."""
     return service_app(runtime, [api.router(runtime), fhir_api.router(runtime)],
-                       title="mandet ingest", manage_runtime=manage_runtime)
+                       title="mandet ingest", manage_runtime=manage_runtime,
+                       error_renderers={"/fhir": fhir_outcome.render_rejection})

@@ -3,7 +3,11 @@
 Bodies are read with ``parse_float=Decimal`` and answered as ``application/fhir+json``:
 a Bundle response with one ``response`` per entry, or an ``OperationOutcome`` whose issues name
 the element (``expression`` and ``location``). A ``transaction`` is all or nothing: any error
-fails the whole Bundle and nothing is stored. Auth failures stay RFC 9457 problems (shared).
+fails the whole Bundle and nothing is stored. Every other 4xx/5xx on these routes, including
+those raised before the route body runs (no or invalid token 401 with ``WWW-Authenticate``,
+wrong role 403, a malformed ``Idempotency-Key`` header 422, a crash 500), is an OperationOutcome
+too: ``bootstrap`` registers ``fhir_outcome.render_rejection`` with the shared error handlers
+for paths under ``/fhir``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from services.ingest.observations import Outcome
 from shared.auth import Principal, Role, require
 from shared.problems import Problem
 
-FHIR_JSON = "application/fhir+json"
+FHIR_JSON = oo.FHIR_JSON
 
 
 def router(runtime: IngestRuntime) -> APIRouter:
@@ -51,7 +55,7 @@ def router(runtime: IngestRuntime) -> APIRouter:
         except oo.Failure as failure:
             return _fhir(failure.status, oo.outcome(failure.issues))
         except Problem as problem:  # e.g. an Idempotency-Key reused for another body: 409
-            return _fhir(problem.status, oo.outcome(_issues(problem)))
+            return _rejected(problem)
         headers = {"Location": body.pop("_location")} if "_location" in body else None
         return _fhir(status, body, headers)
 
@@ -72,7 +76,7 @@ def router(runtime: IngestRuntime) -> APIRouter:
         except oo.Failure as failure:
             return _fhir(failure.status, oo.outcome(failure.issues))
         except Problem as problem:
-            return _fhir(problem.status, oo.outcome(_issues(problem)))
+            return _rejected(problem)
         return _fhir(status, body)
 
     return api
@@ -88,10 +92,9 @@ def _respond(kind: str, mapped: Mapped, kinds: list[Any], outcomes: list[Outcome
     return 200, body
 
 
-def _issues(problem: Problem) -> list[dict[str, Any]]:
-    code = oo.ISSUE_CODE.get(problem.status, "processing")
-    return [oo.issue("error", code, f"{e.get('field')}: {e.get('reason')}", [])
-            for e in problem.errors or []] or [oo.issue("error", code, str(problem), [])]
+def _rejected(problem: Problem) -> JSONResponse:
+    issues = oo.error_issues(problem.status, str(problem), problem.errors)
+    return _fhir(problem.status, oo.outcome(issues), problem.headers)
 
 
 async def _json(request: Request) -> Any:

@@ -3,19 +3,36 @@
 Each issue carries ``expression`` (FHIRPath of the element) and the deprecated ``location``
 with the same path, for clients that only read the older one. Values of NHS numbers are never
 repeated back (the domain errors already withhold them).
+
+:func:`render_rejection` writes the shared error handlers' rejections (401, 403, a bad header,
+a crash, ...) as OperationOutcomes on the FHIR routes; ``bootstrap`` hands it to
+``shared.api.service_app``. An HTTP header or parameter is named the FHIR way, ``http.`` + its
+name (``http.Authorization``, ``http.Idempotency-Key``). No value is echoed, and a 5xx says only
+that the failure was logged: never a stack trace.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
 from services.ingest.fhir import Group, Mapped
 from services.ingest.fhir_read import Problem
 from services.ingest.observations import Outcome
+from shared.problems import Rejection
 
+FHIR_JSON = "application/fhir+json"
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request",
                403: "403 Forbidden", 409: "409 Conflict", 422: "422 Unprocessable Entity"}
 ISSUE_CODE = {400: "structure", 403: "forbidden", 409: "conflict", 422: "invalid"}
+# HTTP status of a rejection -> FHIR IssueType (http://hl7.org/fhir/issue-type); 5xx: exception.
+_STATUS_ISSUE = {**ISSUE_CODE, 401: "login", 404: "not-found", 405: "not-supported",
+                 406: "not-supported", 408: "timeout", 411: "required", 412: "conflict",
+                 413: "too-costly", 415: "not-supported", 429: "throttled"}
+_PARAMETER_SOURCES = ("header", "query", "path", "cookie")  # RequestValidationError locations
+_HEADERS = {"authorization", "idempotency-key"}  # fields named bare, e.g. by idempotency.claim
 # A native set field -> the group's element paths that gave it.
 _FIELD_PATH = {"temperature_c": "temperature", "local_id": "nhs_number",
                "temperature_unit": "temperature"}
@@ -39,6 +56,41 @@ def issue(severity: str, code: str, diagnostics: str, paths: list[str]) -> dict[
 
 def outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def issue_code(status: int) -> str:
+    """The FHIR issue code for an HTTP status."""
+    return "exception" if status >= 500 else _STATUS_ISSUE.get(status, "processing")
+
+
+def error_issues(status: int, reason: str, errors: list[dict[str, Any]] | None = None
+                 ) -> list[dict[str, Any]]:
+    """A shared-style rejection (``{"field", "reason"}`` errors) as error issues; without
+    errors one issue carrying ``reason``. 401 and 403 name the ``Authorization`` header."""
+    code = issue_code(status)
+    if errors:
+        return [_field_issue(code, err) for err in errors]
+    paths = ["http.Authorization"] if status in (401, 403) else []
+    return [issue("error", code, reason, paths)]
+
+
+def _field_issue(code: str, err: dict[str, Any]) -> dict[str, Any]:
+    name = str(err.get("field") or "body")
+    source, _, param = name.partition(".")
+    if source in _PARAMETER_SOURCES and param:
+        name, paths = param, [f"http.{param}"]
+    else:
+        paths = [f"http.{name}"] if name.lower() in _HEADERS else []
+    return issue("error", code, f"{name}: {err.get('reason')}", paths)
+
+
+def render_rejection(request: Request, rejection: Rejection) -> JSONResponse:
+    """``shared.problems`` renderer for the FHIR routes: same status and headers (e.g.
+    ``WWW-Authenticate``), an OperationOutcome body."""
+    issues = error_issues(rejection.status, rejection.detail or rejection.title,
+                          rejection.errors)
+    return JSONResponse(outcome(issues), status_code=rejection.status, media_type=FHIR_JSON,
+                        headers=rejection.headers)
 
 
 def problem_issue(p: Problem, severity: str = "error", code: str = "invalid") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Every route of every service, called without a token, answers 401 problem+json.
+"""Every route of every service, called without a token, answers 401 problem+json; ingest's
+FHIR routes answer 401 as a FHIR OperationOutcome instead.
 
 Walks the real route tables, so a route added later without ``require(...)`` fails here.
 """
@@ -15,6 +16,24 @@ from mandet.embedded import SERVICES, create_embedded_app
 
 pytestmark = pytest.mark.integration
 OPEN = {"/healthz", "/readyz", "/metrics"}
+FHIR = "/ingest/fhir"  # these answer application/fhir+json OperationOutcomes
+FHIR_401 = {"resourceType": "OperationOutcome", "issue": [
+    {"severity": "error", "code": "login", "diagnostics": "a bearer token is required",
+     "expression": ["http.Authorization"], "location": ["http.Authorization"]}]}
+
+
+def is_fhir(path: str) -> bool:
+    return path == FHIR or path.startswith(FHIR + "/")
+
+
+def unauthorized(path: str, r: httpx.Response) -> bool:
+    """The 401 the path must answer: problem+json, or an OperationOutcome on FHIR routes."""
+    if r.status_code != 401 or r.headers.get("www-authenticate") != "Bearer":
+        return False
+    if is_fhir(path):
+        return r.headers["content-type"] == "application/fhir+json" and r.json() == FHIR_401
+    return (r.headers["content-type"] == "application/problem+json"
+            and r.json()["status"] == 401 and r.json()["instance"] == path)
 
 
 def routes(app) -> list[tuple[str, str, str]]:
@@ -39,11 +58,14 @@ async def test_every_non_health_route_requires_a_token(tmp_path):
                                    base_url="http://test")
         found = routes(app)
         assert len(found) >= 5
+        assert {(m, p) for m, p, _ in found if is_fhir(p)} == {
+            ("POST", "/ingest/fhir"), ("POST", "/ingest/fhir/Observation")}
         failures = []
         for method, path, name in found:
             r = await client.request(method, path)
-            if r.status_code != 401 or r.headers["content-type"] != "application/problem+json":
-                failures.append(f"{method} {path} ({name}) -> {r.status_code}")
+            if not unauthorized(path, r):
+                failures.append(f"{method} {path} ({name}) -> {r.status_code} "
+                                f"{r.headers['content-type']}")
         await client.aclose()
     assert failures == []
 
