@@ -64,9 +64,44 @@ async def freshness(ctx: Context) -> list[Row]:
     rows[0].details["relay_wait_ms"] = relays
     rows[0].note += "; where the time goes, outbox row committed -> published p50/p99: " + \
         ", ".join(f"{name} {w['p50']:.0f}/{w['p99']:.0f} ms" for name, w in relays.items() if w)
+    taken = await _consumed_after_publish(ingest.database_url, scoring.database_url, since,
+                                          "ObservationRecorded")
+    rows[0].details["scoring_consumed_after_publish_ms"] = taken
+    if taken:
+        rows[0].note += ("; ObservationRecorded published -> taken into a scoring transaction "
+                         f"p50/p99 {taken['p50']:.0f}/{taken['p99']:.0f} ms")
+    if reports:
+        taken = await _consumed_after_publish(scoring.database_url, reports.database_url, since)
+        rows[1].details["reports_consumed_after_publish_ms"] = taken
+        if taken:
+            rows[1].note += ("; ScoreComputed published by scoring's relay -> taken into a "
+                             f"reports transaction p50/p99 {taken['p50']:.0f}/{taken['p99']:.0f}"
+                             " ms")
     for row in rows:
         row.note += backlog
     return rows
+
+
+async def _consumed_after_publish(producer_url: str, consumer_url: str, since: datetime,
+                                  event_type: str = "ScoreComputed") -> dict[str, float]:
+    """Per event of ``event_type``: the consumer's inbox row (stamped as its batch starts)
+    minus the time the producer's relay marked it published (ms): broker plus consumer."""
+    conn = await connect(producer_url)
+    try:
+        published = {r[0]: r[1] for r in await conn.fetch(
+            "SELECT event_id, published_at FROM outbox WHERE created_at >= $1 "
+            "AND event_type = $2 AND published_at IS NOT NULL", since, event_type)}
+    finally:
+        await conn.close()
+    conn = await connect(consumer_url)
+    try:
+        taken = await conn.fetch("SELECT event_id, processed_at FROM inbox WHERE "
+                                 "processed_at >= $1", since)
+    finally:
+        await conn.close()
+    lags = sorted((at - published[i]).total_seconds() * 1000 for i, at in taken
+                  if i in published)
+    return {f"p{q:g}": percentile(lags, q) for q in (50, 99)} if lags else {}
 
 
 async def _relay_waits(url: str, since: datetime) -> dict[str, float]:
@@ -104,11 +139,16 @@ async def _optional(ctx: Context, name: str) -> Service | None:
 
 
 async def _drain(ingest: Service, scoring: Service, reports: Service | None) -> str:
-    """Let earlier scenarios' sets reach every leg (bounded); says what is still behind."""
+    """Let earlier work reach every leg (bounded): earlier scenarios' sets, and reports' copy
+    of the register (else the load starts behind its site events). Says what is behind."""
     total = await count(ingest.database_url, "SELECT count(*) FROM ingest_observation_set")
     scored = await wait_rows(scoring.database_url, SCORED, total, timeout=120)
     behind = [f"scoring {total - scored:,} sets"] if scored < total else []
-    if reports:
+    if reports:   # its register copy too: 15,140 site events queued ahead of the first score
+        sites = await count(ingest.database_url, "SELECT count(*) FROM ingest_site")
+        copied = await wait_rows(reports.database_url, "SELECT count(*) FROM reports_site",
+                                 sites, timeout=120)
+        behind += [f"reports {sites - copied:,} site events"] if copied < sites else []
         seen = await wait_rows(reports.database_url, VIEW_TOTAL, scored, timeout=120)
         behind += [f"reports {scored - seen:,} scores"] if seen < scored else []
     if not behind:
