@@ -104,6 +104,8 @@ class AdoptionSettings(CommonSettings):
     load_care_homes: bool | None = None
     max_upload_bytes: int = Field(default=5_000_000, ge=1_000, le=100_000_000)
     max_upload_rows: int = Field(default=20_000, ge=1, le=1_000_000)
+    # An XLSX upload is a zip: refused if its parts would expand past this many bytes in all.
+    max_xlsx_uncompressed_bytes: int = Field(default=50_000_000, ge=100_000, le=2_000_000_000)
 
 
 class ScoringSettings(CommonSettings):

@@ -49,8 +49,9 @@ def router(runtime: Runtime) -> APIRouter:
         PSC tokens may load only sites whose ICB is in their PSC (others are rejected per row).
         """
         settings = runtime.settings
-        table = await read_uploaded_table(request, max_bytes=settings.max_upload_bytes,
-                                          max_rows=settings.max_upload_rows)
+        table = await read_uploaded_table(
+            request, max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows,
+            max_uncompressed=settings.max_xlsx_uncompressed_bytes)
         rows, refused = sitecsv.parse_sites(table)
         async with db.transaction() as session:
             report = await sitecsv.load_sites(session, rows, by=principal, dry_run=dry_run,

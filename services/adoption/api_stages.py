@@ -126,8 +126,10 @@ def router(runtime: Runtime) -> APIRouter:
         dry_run: bool = False,
     ) -> SubmissionReport:
         """Upload a filled return (CSV or XLSX, the template's shape); rows as in the sheet."""
-        table = await read_uploaded_table(request, max_bytes=runtime.settings.max_upload_bytes,
-                                          max_rows=runtime.settings.max_upload_rows)
+        settings = runtime.settings
+        table = await read_uploaded_table(
+            request, max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows,
+            max_uncompressed=settings.max_xlsx_uncompressed_bytes)
         rows, refused = returns.parse_rows(table)
         return await submit(rows, refused, principal, dry_run)
 

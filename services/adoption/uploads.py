@@ -2,7 +2,9 @@
 
 A file arrives either as the ``file`` field of a multipart form or as the raw request body
 with a ``text/csv`` or XLSX media type. The declared Content-Length is checked before the body
-is read (a chunked upload with no length is refused), and the bytes again after.
+is read (a chunked upload with no length is refused), and the bytes again after. An XLSX file
+is a zip: its declared expanded size is checked, and its parts verified against it, before it
+is parsed (see ``spreadsheet.check_xlsx_archive``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ OPENAPI: dict[str, Any] = {"requestBody": {"required": True, "content": {
 }}}
 
 
-async def read_uploaded_table(request: Request, *, max_bytes: int, max_rows: int) -> Table:
-    """The uploaded table; 411 without a length, 413 too large, 415 not CSV/XLSX, 422 bad."""
+async def read_uploaded_table(request: Request, *, max_bytes: int, max_rows: int,
+                              max_uncompressed: int) -> Table:
+    """The uploaded table; 411 without a length, 413 too large (bytes, rows, or an XLSX that
+    expands past `max_uncompressed` bytes), 415 not CSV/XLSX, 422 bad."""
     _check_length(request, max_bytes + FORM_OVERHEAD)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
@@ -36,7 +40,7 @@ async def read_uploaded_table(request: Request, *, max_bytes: int, max_rows: int
         data = await request.body()
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
-    return read_table(data, fmt, max_rows=max_rows)
+    return read_table(data, fmt, max_rows=max_rows, max_uncompressed=max_uncompressed)
 
 
 def _check_length(request: Request, limit: int) -> None:
