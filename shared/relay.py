@@ -53,8 +53,12 @@ class OutboxRelay:
         poll_seconds: float = 0.05,
         max_attempts: int = 10,
         lease_seconds: float = 60.0,
+        retention_hours: float = 168.0,
     ) -> None:
         self.db, self.bus, self.service = db, bus, service
+        self.retention = timedelta(hours=retention_hours) if retention_hours > 0 else None
+        self._next_prune = 0.0
+        self.pruned_total = 0
         self.batch_size, self.poll_seconds = batch_size, poll_seconds
         self.max_attempts, self.lease = max_attempts, timedelta(seconds=lease_seconds)
         self._wake = asyncio.Event()
@@ -82,9 +86,45 @@ class OutboxRelay:
                     await self._drop_leadership()
                     await self._sleep(stop, 1.0)
                 if n < self.batch_size:
+                    await self._prune_now_and_then()
                     await self._sleep(stop, self.poll_seconds)
         finally:
             await self._drop_leadership()
+
+    async def _prune_now_and_then(self) -> None:
+        """At most once a minute, when the relay has caught up: ``prune``; never fatal."""
+        now = asyncio.get_running_loop().time()
+        if self.retention is None or now < self._next_prune:
+            return
+        self._next_prune = now + 60.0
+        try:
+            await self.prune()
+        except Exception:  # noqa: BLE001 - retried next minute; publishing matters more
+            log.warning("outbox prune failed", exc_info=True, extra={"service": self.service})
+
+    async def prune(self, chunk: int = 5_000) -> int:
+        """Delete rows published more than ``retention`` ago; returns how many.
+
+        Each statement looks only at the oldest ``chunk`` rows by seq (the primary key, so the
+        cost is bounded whatever the table holds) and deletes those published before the
+        cutoff; unpublished rows are never deleted. Published rows are not needed after
+        publishing: delivery is deduplicated by consumers' inboxes, and history for a
+        rebuild comes from the broker or the consumer's own tables, never from the outbox.
+        """
+        if self.retention is None:
+            return 0
+        cutoff, removed = utcnow() - self.retention, 0
+        while True:
+            oldest = select(OUTBOX.c.seq).order_by(OUTBOX.c.seq).limit(chunk).scalar_subquery()
+            async with self.db.engine.begin() as conn:
+                n = (await conn.execute(delete(OUTBOX).where(
+                    OUTBOX.c.seq.in_(oldest), OUTBOX.c.published_at.is_not(None),
+                    OUTBOX.c.published_at < cutoff))).rowcount
+            removed += n
+            if n < chunk:
+                break
+        self.pruned_total += removed
+        return removed
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]

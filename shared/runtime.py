@@ -52,7 +52,8 @@ class Runtime:
         self.relay = OutboxRelay(self.db, self.bus, service=service,
                                  batch_size=settings.relay_batch_size,
                                  poll_seconds=settings.relay_poll_seconds,
-                                 max_attempts=settings.relay_max_attempts)
+                                 max_attempts=settings.relay_max_attempts,
+                                 retention_hours=settings.outbox_retention_hours)
         self.consumers: list[ConsumerRunner] = []
         self.startup_steps: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()

@@ -20,7 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-DEV_PLACEHOLDER = "dev-only-change-me"  # noqa: S105 - a placeholder, refused outside dev
+DEV_PLACEHOLDER = "dev-only-change-me-never-use-outside-dev"  # noqa: S105 - a placeholder, refused outside dev
 MIN_SECRET_CHARS = 32
 
 
@@ -48,6 +48,7 @@ class CommonSettings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_seconds: float = Field(default=0.05, gt=0, le=60)
     relay_max_attempts: int = Field(default=10, ge=1, le=1000)
+    outbox_retention_hours: float = Field(default=168.0, ge=0, le=24 * 366)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=1000)
 

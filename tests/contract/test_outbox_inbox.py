@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from shared.db import Database
 from shared.events import SiteRegistered, decode, encode, wrap
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
 from shared.migrations import upgrade
-from shared.outbox import OUTBOX, OUTBOX_DEAD, add_events
+from shared.outbox import OUTBOX, OUTBOX_DEAD, add_events, utcnow
 from shared.relay import OutboxRelay
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "scoring" / "migrations"
@@ -253,3 +254,24 @@ async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url):
         await relay_db.dispose()
         await writer_db.dispose()
     assert await published_values(bus) == ["1-1"]
+
+
+async def test_prune_deletes_only_rows_published_before_the_retention(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(n) for n in range(7)], source="/test")
+    relay = OutboxRelay(db, MemoryBus(partitions=1), service="test", retention_hours=24)
+    assert await relay.run_once() == 7
+    async with db.transaction() as session:
+        await add_events(session, [site(9)], source="/test")   # still pending
+    async with db.engine.begin() as conn:   # rows 1-4 were published two days ago
+        await conn.execute(text(
+            "UPDATE outbox SET published_at = :old WHERE seq <= 4"), {"old": utcnow()
+                                                                     - timedelta(days=2)})
+    assert await relay.prune(chunk=3) == 4          # several chunks
+    async with db.engine.connect() as conn:
+        left = (await conn.execute(select(OUTBOX.c.seq, OUTBOX.c.published_at.is_(None))
+                                   .order_by(OUTBOX.c.seq))).all()
+    assert [(seq, pending) for seq, pending in left] == [
+        (5, False), (6, False), (7, False), (8, True)]
+    assert await relay.prune() == 0
+    assert await OutboxRelay(db, MemoryBus(), service="test", retention_hours=0).prune() == 0

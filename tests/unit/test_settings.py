@@ -37,4 +37,4 @@ def test_prod_refuses_weak_secrets(monkeypatch, secret):
 
 def test_dev_accepts_the_placeholder():
     assert load_settings("reports", env="dev").jwt_secret.get_secret_value() == (
-        "dev-only-change-me")
+        "dev-only-change-me-never-use-outside-dev")
