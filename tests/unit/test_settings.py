@@ -27,8 +27,8 @@ def test_prod_with_a_secret_only_under_the_service_prefix_loads(monkeypatch):
     assert load_settings("reports").jwt_secret.get_secret_value() == STRONG
 
 
-@pytest.mark.parametrize("secret", ["dev-only-change-me-never-use-outside-dev", "dev-only-change-me",
-                                    "", "short-secret"])
+@pytest.mark.parametrize("secret", ["dev-only-change-me-never-use-outside-dev",
+                                    "dev-only-change-me", "", "short-secret"])
 def test_prod_refuses_weak_secrets(monkeypatch, secret):
     monkeypatch.setenv("MANDET_ENV", "prod")
     monkeypatch.setenv("MANDET_JWT_SECRET", secret)
