@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from services.reports import api, chart_api, consumers, upkeep
+from services.reports import api, chart_api, consumers
 from services.reports.facts import Horizon
 from shared.api import service_app
 from shared.bus.base import Bus
@@ -24,7 +24,6 @@ def bootstrap(settings: ReportsSettings | None = None, *, bus: Bus | None = None
     settings = settings or load_settings(NAME)  # type: ignore[assignment]
     runtime = Runtime(NAME, settings, migrations=script_location_of(__file__), bus=bus)
     horizon = Horizon.of(settings.first_quarter, clock)
-    upkeep.install()
     consumers.add_to(runtime, horizon)  # a batch consumer: see consumers.batch_handler
     return runtime
 

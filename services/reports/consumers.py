@@ -62,7 +62,7 @@ def _date(value: str | date | None) -> date | None:
 def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged) -> None:
     """Add a StageChanged to the site's stage history (a set keyed by event id).
 
-    The row is written in bulk with the transaction's other records, just before commit.
+    The row is written in bulk with the batch's other records by ``upkeep.flush``.
     """
     upkeep.add_record(session, {
         "event_id": str(envelope.id), "site_id": event.site_id, "psc_code": event.psc_code,
@@ -71,7 +71,7 @@ def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged)
 
 
 def batch_handler(horizon: Horizon) -> BatchHandler:
-    """Apply a batch of new events; mark what ``upkeep`` re-derives before commit.
+    """Apply a batch of new events, then let ``upkeep`` re-derive what they changed.
 
     A register change re-derives every quarter of that site (closure, move, opening); a
     stage (late or not) re-derives its site's series for that programme.
@@ -87,6 +87,7 @@ def batch_handler(horizon: Horizon) -> BatchHandler:
         await activity.add_many(session, [ev for e, ev in items if e.type in activity.TYPES])
         if items:
             upkeep.remember(session, items[-1][0])
+        await upkeep.flush(session)
     return apply
 
 

@@ -1,11 +1,11 @@
-"""Fact upkeep once per transaction, just before it commits.
+"""Fact upkeep once per consumer batch, at the end of the batch's transaction.
 
 Handlers only record what changed (``mark``: a site and programme, or a site and all its
-programmes; ``remember``: the event, for freshness). A ``before_commit`` hook then recomputes
-every marked series in bulk - four statements for a whole consumer batch instead of several
-per event - and applies the counter deltas, inside the same transaction as the events' inbox
-rows. The hook runs synchronously inside SQLAlchemy's asyncio greenlet, where the sync
-Connection API is the documented way to do I/O from an event.
+programmes; ``remember``: the event, for freshness). ``flush``, called by the batch handler
+after every event of the batch is recorded, then recomputes every marked series in bulk - four
+statements for a whole consumer batch instead of several per event - and applies the counter
+deltas, inside the same transaction as the events' inbox rows. It runs the sync Connection
+API through ``AsyncSession.run_sync``.
 
 Series are recomputed whole (from the first materialised quarter): a superset of "from the
 changed quarter on", so a late correction rewrites its quarter and every later one.
@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, event, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,7 +45,7 @@ CHUNK = 400
 
 
 def mark(session: AsyncSession, horizon: Horizon, site_id: str, programme: str | None) -> None:
-    """Recompute this series (programme None: every programme of the site) before commit."""
+    """Recompute this series (programme None: every programme of the site) at ``flush``."""
     session.info[HORIZON] = horizon
     session.info.setdefault(DIRTY, set()).add((site_id, programme))
 
@@ -63,17 +63,17 @@ def remember(session: AsyncSession, envelope: Envelope, horizon: Horizon | None 
 
 
 def tick(session: AsyncSession, horizon: Horizon) -> None:
-    """Check the horizon at commit even with nothing marked (a new quarter extends the facts)."""
+    """Check the horizon at the next flush even with nothing marked (a new quarter extends
+    the facts)."""
     session.info[HORIZON] = horizon
 
 
-def install() -> None:
-    """Register the hook once per process (idempotent)."""
-    if not event.contains(Session, "before_commit", _before_commit):
-        event.listen(Session, "before_commit", _before_commit)
+async def flush(session: AsyncSession) -> None:
+    """Apply what was marked and remembered in this transaction (nothing if nothing was)."""
+    await session.run_sync(_apply)
 
 
-def _before_commit(session: Session) -> None:
+def _apply(session: Session) -> None:
     dirty, last = session.info.pop(DIRTY, set()), session.info.pop(LAST, None)
     horizon: Horizon | None = session.info.pop(HORIZON, None)
     if horizon is None and last is None and RECORDS not in session.info:

@@ -88,6 +88,7 @@ async def incremental(url: str, tmp: Path, delivered: list[Envelope], batch: int
     if not delivered[half:]:   # nothing after the clock moved: no event extended the horizon
         async with rt.db.transaction() as s:
             upkeep.tick(s, Horizon.of(FIRST, clock))
+            await upkeep.flush(s)
     return rt
 
 
