@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
@@ -142,7 +142,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def programmes_of(session, programme: str | None) -> list[str]:  # noqa: ANN001
         return [programme] if programme else await queries.programmes(session)
 
-    def reply(body: dict[str, Any], response: Response) -> JSONResponse:
+    def reply(body: dict[str, Any]) -> JSONResponse:
         """Plain JSON types only: encoded straight (``jsonable_encoder`` cost half a view query)."""
         return JSONResponse(body, headers=render.freshness_headers(body["freshness"]))
 
@@ -163,7 +163,7 @@ def router(runtime: Runtime) -> APIRouter:
             return (await fresh(session))[0]
 
     @api.get("/adoption", response_model=None)
-    async def adoption(q: Annotated[AdoptionQuery, Query()], response: Response,
+    async def adoption(q: Annotated[AdoptionQuery, Query()],
                        principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Adoption by quarter: stages 0-7, >=3/>=5/>=6/=7 with numerator and denominator."""
         async with runtime.db.session() as session:
@@ -183,11 +183,10 @@ def router(runtime: Runtime) -> APIRouter:
                 cache.put(key, rows)
         if q.format == "csv":
             return render.csv_response(map(render.adoption_flat, rows), "adoption.csv", meta)
-        return reply({"freshness": meta, "rows": [render.adoption_json(r) for r in rows]},
-                     response)
+        return reply({"freshness": meta, "rows": [render.adoption_json(r) for r in rows]})
 
     @api.get("/transitions", response_model=None)
-    async def transitions(q: Annotated[TransitionsQuery, Query()], response: Response,
+    async def transitions(q: Annotated[TransitionsQuery, Query()],
                           principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Sites that moved up or down between consecutive quarter ends, stage to stage."""
         async with runtime.db.session() as session:
@@ -207,10 +206,10 @@ def router(runtime: Runtime) -> APIRouter:
                      "moves": ";".join(f"{m['from']}>{m['to']}:{m['sites']}" for m in r["moves"])}
                     for r in rows)
             return render.csv_response(flat, "transitions.csv", meta)
-        return reply({"freshness": meta, "rows": rows}, response)
+        return reply({"freshness": meta, "rows": rows})
 
     @api.get("/activity", response_model=None)
-    async def activity(q: Annotated[ActivityQuery, Query()], response: Response,
+    async def activity(q: Annotated[ActivityQuery, Query()],
                        principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Observation sets, residents, complete NEWS2 share, risk bands, flags, mismatches."""
         async with runtime.db.session() as session:
@@ -224,10 +223,10 @@ def router(runtime: Runtime) -> APIRouter:
             r["complete_news2"]["percent"] = render.number(r["complete_news2"]["percent"])
         if q.format == "csv":
             return render.csv_response(map(_flatten, rows), "activity.csv", meta)
-        return reply({"freshness": meta, "rows": rows}, response)
+        return reply({"freshness": meta, "rows": rows})
 
     @api.get("/quality", response_model=None)
-    async def quality(q: Annotated[QualityQuery, Query()], response: Response,
+    async def quality(q: Annotated[QualityQuery, Query()],
                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Data-quality lists for each quarter asked for."""
         async with runtime.db.session() as session:
@@ -243,7 +242,7 @@ def router(runtime: Runtime) -> APIRouter:
                              for check, items in found.items() for item in items]
         if q.format == "csv":
             return render.csv_response(rows, "quality.csv", meta)
-        return reply({"freshness": meta, "rows": rows}, response)
+        return reply({"freshness": meta, "rows": rows})
 
     return api
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import insert, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.sql import Insert
 
 from services.reports.domain.stages import StagePoint, ordinal
 from services.reports.models import Freshness, ReportSite, StageCount, StageFact, StageRecord
+from shared.dialect import upsert
 from shared.events import Envelope
 from shared.quarters import Quarter
 
@@ -54,36 +54,21 @@ class Horizon:
         return max(self.first_qn, ordinal(Quarter.of_date(applies_from)))
 
 
-async def touch_horizon(session: AsyncSession, qn: int) -> None:
-    """Set the stored horizon (the rebuild derives every quarter up to it at once)."""
-    await _ensure_row(session)
-    await session.execute(update(FRESH).where(FRESH.c.id == 1).values(horizon_qn=qn))
+def set_freshness(dialect: str, **values: object) -> Insert:
+    """One statement writing these columns of the single freshness row (created if missing);
+    executed by the async rebuild and by ``upkeep`` on its sync connection alike."""
+    return upsert(FRESH, dialect, ["id"], {"id": 1, **values})
 
 
-async def stamp_views(session: AsyncSession) -> None:
-    """The register, the history or the facts changed: readers' caches get a new key."""
-    await _ensure_row(session)
-    await session.execute(update(FRESH).where(FRESH.c.id == 1).values(views_stamp=new_stamp()))
+def last_event(envelope: Envelope) -> dict[str, object]:
+    """The freshness columns for the last event applied (metadata on every response)."""
+    return {"event_id": str(envelope.id), "event_type": envelope.type,
+            "event_time": envelope.time, "applied_at": datetime.now(UTC)}
 
 
 def new_stamp() -> str:
+    """A fresh ``views_stamp``: the register, the history or the facts changed."""
     return uuid.uuid4().hex
-
-
-async def _ensure_row(session: AsyncSession) -> None:
-    exists = (await session.execute(select(FRESH.c.id).where(FRESH.c.id == 1))).first()
-    if exists is None:
-        await session.execute(insert(FRESH).values(id=1))
-
-
-async def touch(session: AsyncSession, envelope: Envelope) -> None:
-    """Remember the last event applied (freshness metadata on every response)."""
-    values = {"event_id": str(envelope.id), "event_type": envelope.type,
-              "event_time": envelope.time, "applied_at": datetime.now(UTC)}
-    conn = await session.connection()
-    done = await conn.execute(update(FRESH).where(FRESH.c.id == 1).values(**values))
-    if done.rowcount == 0:
-        await conn.execute(insert(FRESH).values(id=1, **values))
 
 
 def points(rows: Iterable[tuple]) -> list[StagePoint]:

@@ -26,10 +26,9 @@ from shared.db import Database
 from shared.dialect import insert_rows
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
-from shared.inbox import INBOX
-from shared.outbox import utcnow
+from shared.inbox import first_time_many
 
-CONSUMER = "reports.views"
+CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
 
@@ -56,26 +55,26 @@ async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: 
         by_type["site" if envelope.type in SITE_TYPES else envelope.type].append(envelope)
     sites = by_type.pop("site", [])
     await consumers.apply_sites(session, sites)
-    if sites:
-        await facts.stamp_views(session)
     await _insert_records(session, by_type.pop(StageChanged.TYPE, []))
     await activity.add_many(session, [parse(e) for items in by_type.values() for e in items])
     if fresh:
-        await facts.touch(session, fresh[-1])
+        dialect = session.get_bind().dialect.name
+        stamp = {"views_stamp": facts.new_stamp()} if sites else {}
+        await session.execute(facts.set_freshness(dialect, **facts.last_event(fresh[-1]),
+                                                  **stamp))
     if progress:
         progress(len(envelopes))
     return len(fresh)
 
 
 async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:
-    unique = list({e.id: e for e in reversed(envelopes)}.values())[::-1]
-    if not unique:
-        return []
-    now = utcnow()
-    new = set(await insert_rows(session, INBOX, [
-        {"consumer": CONSUMER, "event_id": e.id, "processed_at": now} for e in unique],
-        ignore_conflicts=True, returning="event_id"))
-    return [e for e in unique if e.id in new]
+    """Each envelope not applied before, once (the live consumer's inbox, so a rebuilt
+    database keeps consuming where it left off)."""
+    first: dict = {}
+    for e in envelopes:
+        first.setdefault(e.id, e)
+    new = await first_time_many(session, CONSUMER, list(first))
+    return [e for e in first.values() if e.id in new]
 
 
 async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
@@ -95,7 +94,8 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     """Replace every fact with a fresh derivation over the whole horizon; returns fact count."""
     last = horizon.current_qn()
     await session.execute(delete(FACT))
-    await facts.touch_horizon(session, last)
+    dialect = session.get_bind().dialect.name
+    await session.execute(facts.set_freshness(dialect, horizon_qn=last))
     sites = {r.site_id: r for r in (await session.execute(select(SITE))).all()}
     series: dict[tuple[str, str], list] = defaultdict(list)
     rows = await session.execute(select(RECORD.c.site_id, RECORD.c.programme,
@@ -112,7 +112,7 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     for start in range(0, len(out), 5000):
         await insert_rows(session, FACT, out[start:start + 5000])
     await derive_counts(session)
-    await facts.stamp_views(session)
+    await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return len(out)
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,8 +32,10 @@ from services.reports.facts import (
     SITE,
     Horizon,
     fact_row,
+    last_event,
     new_stamp,
     points,
+    set_freshness,
 )
 from shared.dialect import insert_ignore, upsert_add
 from shared.events import Envelope
@@ -101,9 +102,7 @@ def _horizon(conn: Connection, horizon: Horizon) -> tuple[int, bool]:
     if stored is not None and stored >= current:
         horizon.seen = stored   # a committed value (we wrote nothing): safe to cache
         return stored, False
-    if conn.execute(update(FRESH).where(FRESH.c.id == 1).values(horizon_qn=current)
-                    ).rowcount == 0:
-        conn.execute(insert(FRESH).values(id=1, horizon_qn=current))
+    conn.execute(set_freshness(conn.dialect.name, horizon_qn=current))
     return current, stored is not None
 
 
@@ -163,10 +162,7 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
 
 def _touch(conn: Connection, envelope: Envelope | None, changed: bool) -> None:
     """Freshness; and a new views stamp when the register, history or facts changed."""
-    values: dict = {} if envelope is None else {
-        "event_id": str(envelope.id), "event_type": envelope.type,
-        "event_time": envelope.time, "applied_at": datetime.now(UTC)}
+    values = {} if envelope is None else last_event(envelope)
     if changed:
         values["views_stamp"] = new_stamp()
-    if conn.execute(update(FRESH).where(FRESH.c.id == 1).values(**values)).rowcount == 0:
-        conn.execute(insert(FRESH).values(id=1, **values))
+    conn.execute(set_freshness(conn.dialect.name, **values))
