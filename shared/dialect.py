@@ -94,13 +94,6 @@ def upsert_many_if_newer(table: Table, dialect_name: str, index: list[str], colu
     )
 
 
-def upsert_if_newer(table: Table, dialect_name: str, index: list[str], values: dict[str, Any],
-                    version: str = "revision") -> Insert:
-    """``upsert_many_if_newer`` bound to one row's values."""
-    return upsert_many_if_newer(table, dialect_name, index, list(values), version).values(
-        **values)
-
-
 def upsert_add(table: Table, dialect_name: str, index: list[str],
                counters: str | Sequence[str]) -> Insert:
     """``INSERT ... ON CONFLICT (index) DO UPDATE SET c = c + excluded.c`` for each counter.

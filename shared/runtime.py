@@ -16,7 +16,7 @@ from pathlib import Path
 from shared.bus.base import Bus
 from shared.bus.kafka import KafkaBus
 from shared.bus.memory import MemoryBus
-from shared.consumer import BatchConsumerRunner, BatchHandler, ConsumerRunner, Handler
+from shared.consumer import BatchConsumerRunner, BatchHandler, ConsumerRunner
 from shared.db import Database
 from shared.events import topics
 from shared.migrations import upgrade
@@ -58,14 +58,6 @@ class Runtime:
         self.startup_steps: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-
-    def add_consumer(self, name: str, handlers: dict[str, tuple[str, Handler]]) -> ConsumerRunner:
-        runner = ConsumerRunner(self.db, self.bus, name=name, handlers=handlers,
-                                batch_size=self.settings.consumer_batch_size,
-                                max_attempts=self.settings.consumer_max_attempts,
-                                after_commit=self.relay.wake)
-        self.consumers.append(runner)
-        return runner
 
     def add_batch_consumer(self, name: str, topics_by_type: dict[str, str],
                            batch_handler: BatchHandler,
