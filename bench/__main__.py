@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {', '.join(REGISTRY)}")
     started, load_before = datetime.now(UTC), [round(x, 2) for x in os.getloadavg()]
+    # Commit timestamps let reports-freshness see when each event's transaction became visible.
+    os.environ["TEST_PG_SETTINGS"] = (os.environ.get("TEST_PG_SETTINGS", "")
+                                      + " track_commit_timestamp=on").strip()
     if os.environ.get(pgutil.STATEMENTS_ENV):
         os.environ["TEST_PG_SETTINGS"] = (os.environ.get("TEST_PG_SETTINGS", "") + " "
                                           + pgutil.statements_settings()).strip()

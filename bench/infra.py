@@ -109,8 +109,10 @@ class Infra:
     def bootstrap(self) -> str:
         return self.broker.bootstrap  # type: ignore[attr-defined]
 
-    def database(self) -> str:
-        return self.pg.create_database()  # type: ignore[attr-defined]
+    def database(self, template: str | None = None) -> str:
+        """A fresh database (a copy of ``template``'s, given a database URL of this server)."""
+        name = template.rsplit("/", 1)[1] if template else None
+        return self.pg.create_database(template=name)  # type: ignore[attr-defined]
 
     def token(self, role: Role, sub: str = "bench", **scope: object) -> str:
         return TokenService(self.jwt_secret).issue(sub, role, ttl_seconds=6 * 3600,

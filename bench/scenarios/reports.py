@@ -219,7 +219,11 @@ async def populate(ctx: Context) -> dict[str, Any]:
             total = time.perf_counter() - start
         finally:
             await db.dispose()
-        return {"url": url, "rate": replayed / total, "replayed": replayed, "events": len(envs),
+        # A copy for the scenario that writes (reports-freshness): the views scenario reads
+        # this one with nothing else writing, and a template needs no open connections.
+        twin = await asyncio.to_thread(ctx.env().database, url)
+        return {"url": url, "twin_url": twin, "rate": replayed / total, "replayed": replayed,
+                "events": len(envs),
                 "replay_s": replay_s, "derive_s": total - replay_s, "stopped": stopped,
                 "homes": len(await homes(ctx))}
     return await ctx.cached("reports-populated", build)
