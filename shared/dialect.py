@@ -20,6 +20,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
 
+POOL_RECYCLE_SECONDS = 1800
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
@@ -41,7 +43,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     if pool_size == 0:
         return create_async_engine(url, poolclass=NullPool)
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: SQLAlchemy's asyncpg ping is three round trips (BEGIN, ";", ROLLBACK) on
+    # every checkout, measured at ~170 us of client CPU and ~0.3-0.5 ms of wall time a
+    # transaction here. A connection that died while idle fails the one transaction that
+    # meets it; SQLAlchemy then invalidates the whole pool, so the next one reconnects.
+    # Callers already retry failed work (HTTP clients with their Idempotency-Key, consumers
+    # the batch, the relay its claim); pool_recycle bounds how long an idle connection lives.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_recycle=POOL_RECYCLE_SECONDS)
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
