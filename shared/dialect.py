@@ -109,11 +109,18 @@ def upsert_add(table: Table, dialect_name: str, index: list[str],
 
     Without values: execute it with a list of rows (executemany) to apply many deltas at once.
     """
+    names = (counters,) if isinstance(counters, str) else tuple(counters)
+    return _upsert_add(table, dialect_name, tuple(index), names)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_add(table: Table, dialect_name: str, index: tuple[str, ...],
+                names: tuple[str, ...]) -> Insert:
+    # Built once per shape: constructing the expression cost more than executing it.
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
     stmt = mod.insert(table)
-    names = [counters] if isinstance(counters, str) else list(counters)
     return stmt.on_conflict_do_update(
-        index_elements=index, set_={c: table.c[c] + stmt.excluded[c] for c in names}
+        index_elements=list(index), set_={c: table.c[c] + stmt.excluded[c] for c in names}
     )
 
 
@@ -128,11 +135,14 @@ def in_values(column: Any, values: Iterable[Any], dialect_name: str) -> Any:
 
 async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]], *,
                       ignore_conflicts: bool = False, returning: str | None = None,
-                      newer: tuple[list[str], str] | None = None) -> list[Any]:
+                      newer: tuple[list[str], str] | None = None,
+                      add: tuple[list[str], Sequence[str]] | None = None) -> list[Any]:
     """Insert many rows in one statement; the ``returning`` column of the rows written.
 
     ``ignore_conflicts``: ``ON CONFLICT DO NOTHING``. ``newer=(index, version)``: upsert that
     overwrites an existing row only when it holds an older ``version`` (give each key once).
+    ``add=(index, counters)``: upsert that adds each counter to an existing row's (give each
+    key once; sort the rows so concurrent writers lock in one order).
     On PostgreSQL the rows travel as ONE JSON parameter (pydantic's serializer, in Rust) read
     by ``json_populate_recordset``: no per-row SQLAlchemy parameter processing nor per-value
     driver encoding, which cost more CPU than the database's own work on hot paths (values
@@ -145,14 +155,16 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
     core = isinstance(session, AsyncConnection)  # a Core connection, or an ORM session
     dialect = (session if core else session.get_bind()).dialect.name
     if dialect != "postgresql":
-        stmt = _core_insert(table, dialect, columns, ignore_conflicts, newer)
+        stmt = (upsert_add(table, dialect, add[0], add[1]) if add is not None
+                else _core_insert(table, dialect, columns, ignore_conflicts, newer))
         if returning:
             return list((await session.execute(stmt.returning(table.c[returning]), rows))
                         .scalars())
         await session.execute(stmt, list(rows))
         return []
     key = None if newer is None else (tuple(newer[0]), newer[1])
-    sql = _insert_sql(table, tuple(columns), ignore_conflicts, key, returning)
+    adds = None if add is None else (tuple(add[0]), tuple(add[1]))
+    sql = _insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
     conn = session if core else await session.connection()
     result = await conn.exec_driver_sql(sql, (to_json(rows).decode(),))
     return list(result.scalars()) if returning else []
@@ -167,16 +179,24 @@ def _core_insert(table: Table, dialect: str, columns: list[str], ignore: bool,
 
 @functools.lru_cache(maxsize=256)
 def _insert_sql(table: Table, columns: tuple[str, ...], ignore: bool,
-                newer: tuple[tuple[str, ...], str] | None, returning: str | None) -> str:
-    names = ", ".join(f'"{c}"' for c in columns)
+                newer: tuple[tuple[str, ...], str] | None, returning: str | None,
+                add: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
+    names = _names(columns)
     source = f'SELECT {names} FROM json_populate_recordset(null::"{table.name}", $1::json)'
     sql = f'INSERT INTO "{table.name}" ({names}) {source}'
     if newer is not None:
         index, version = newer
         sets = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in index)
-        keys = ", ".join(f'"{c}"' for c in index)
-        sql += (f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        sql += (f" ON CONFLICT ({_names(index)}) DO UPDATE SET {sets}"
                 f' WHERE "{table.name}"."{version}" < excluded."{version}"')
+    elif add is not None:
+        index, counters = add
+        sets = ", ".join(f'"{c}" = "{table.name}"."{c}" + excluded."{c}"' for c in counters)
+        sql += f" ON CONFLICT ({_names(index)}) DO UPDATE SET {sets}"
     elif ignore:
         sql += " ON CONFLICT DO NOTHING"
     return sql + (f' RETURNING "{returning}"' if returning else "")
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)

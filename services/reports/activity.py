@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.stages import ordinal
 from services.reports.models import Activity, ActivityResident
-from shared.dialect import insert_rows, upsert_add
+from shared.dialect import insert_rows
 from shared.events import Event, topics
 from shared.events.observations import ObservationRecorded
 from shared.events.scores import DeteriorationFlagged, ScoreComputed
@@ -72,9 +72,8 @@ async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
             residents.add((event.site_id, qn, event.resident))
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
     ordered = [rows[k] for k in sorted(rows)]   # one lock order for concurrent writers
-    await session.execute(upsert_add(ACT, dialect, ["site_id", "qn"], COUNTERS), ordered)
+    await insert_rows(session, ACT, ordered, add=(["site_id", "qn"], COUNTERS))
     if residents:
         await insert_rows(session, RES, [{"site_id": s, "qn": q, "resident": r}
                                          for s, q, r in sorted(residents)],
