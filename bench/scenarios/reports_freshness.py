@@ -18,6 +18,7 @@ The whole pipeline (ingest -> scoring -> view) is the ``freshness`` scenario.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -41,7 +42,8 @@ from shared.events.stages import StageChanged
 
 PIPELINE, CONSUMER = "events", "reports.views"
 STAGE_EVERY = 100   # one StageChanged in a hundred events
-FETCH_MAX_WAIT_MS = 50   # the services' default (MANDET_KAFKA_FETCH_MAX_WAIT_MS)
+# The services' setting, so the bare consumer waits on the broker as they do.
+FETCH_MAX_WAIT_MS = int(os.environ.get("MANDET_KAFKA_FETCH_MAX_WAIT_MS", "50"))
 RISKS = (("low", 0.70), ("low-medium", 0.18), ("medium", 0.08), ("high", 0.04))
 
 
