@@ -1,9 +1,9 @@
 """Baseline (a): a bare FastAPI endpoint that only validates the observation JSON.
 
 Same edge model as ingest's ``POST /observation-sets`` (``ObservationSetIn``), same server
-stack (``uvicorn.run(app, log_config=None)`` as ``mandet serve``), no auth, no database: the
-ceiling the real endpoint is compared with. If ingest's schema is missing, a model with the
-fields of ``ObservationRecorded`` stands in. Run: ``python -m bench.bare_app --port P``.
+stack (``uvicorn.run(app, log_config=None)`` as ``mandet serve``, the same FastAPI options),
+no auth, no database: the ceiling the real endpoint is compared with. If ingest's schema is
+missing, a model with the fields of ``ObservationRecorded`` stands in. Run: ``python -m bench.bare_app --port P``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.api import FRAMEWORK_OPTIONS
 
 try:
     from services.ingest.schemas import ObservationSetIn
@@ -36,7 +38,8 @@ except ImportError:  # ingest not built yet: the event's fields, validated the s
         temperature_unit: Literal["C", "F"] = "C"
         platform_set_id: str | None = None
 
-app = FastAPI(title="bench bare endpoint")
+# The services' framework options (telemetry off), so the ratio compares like with like.
+app = FastAPI(title="bench bare endpoint", **FRAMEWORK_OPTIONS)
 
 
 @app.post("/observation-sets", status_code=201)

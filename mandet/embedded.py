@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from shared import problems
+from shared.api import FRAMEWORK_OPTIONS
 from shared.bus.memory import MemoryBus
 from shared.runtime import Runtime
 from shared.settings import load_settings
@@ -52,7 +53,8 @@ def create_embedded_app(**overrides: Any) -> FastAPI:
             for runtime in reversed(started):
                 await runtime.stop()
 
-    root = FastAPI(title="mandet (embedded)", lifespan=lifespan, docs_url=None, redoc_url=None)
+    root = FastAPI(title="mandet (embedded)", lifespan=lifespan, docs_url=None, redoc_url=None,
+                   **FRAMEWORK_OPTIONS)
     root.state.runtimes = runtimes
     problems.install(root)
 
