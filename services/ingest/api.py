@@ -6,8 +6,9 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
-from pydantic import TypeAdapter, ValidationError
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from services.ingest import observations
 from services.ingest.idempotency import KEY_PATTERN
@@ -22,13 +23,21 @@ from services.ingest.schemas import (
     RecordedOut,
 )
 from services.ingest.validation import WITHHELD, Rejected
-from shared.auth import Principal, Role, require
+from shared.auth import BEARER_DOC, Principal, Role, caller, require
 from shared.problems import Problem
 
 WRITERS = (Role.PLATFORM,)
 READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN)]
 _ITEM = TypeAdapter(ObservationSetIn)
+_KEY = TypeAdapter(Annotated[str, StringConstraints(pattern=KEY_PATTERN)])
+SINGLE_DOC: dict[str, Any] = {
+    **BEARER_DOC,
+    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "pattern": KEY_PATTERN}}],
+    "requestBody": {"required": True, "content": {"application/json": {
+        "schema": ObservationSetIn.model_json_schema(
+            ref_template="#/components/schemas/{model}")}}}}
 _ITEMS = TypeAdapter(list[ObservationSetIn])
 
 
@@ -36,11 +45,15 @@ def router(runtime: IngestRuntime) -> APIRouter:
     api = APIRouter(tags=["observations"])
 
     @api.post("/observation-sets", response_model=RecordedOut, status_code=201,
-              responses={200: {"description": "a retry: the original result and id"}})
-    async def post_set(body: ObservationSetIn,
-                       principal: Annotated[Principal, Depends(require(*WRITERS))],
-                       idempotency_key: IdempotencyKey = None) -> Any:
+              responses={200: {"description": "a retry: the original result and id"}},
+              openapi_extra=SINGLE_DOC)
+    async def post_set(request: Request) -> Any:
         """Record one observation set; 201 when new, 200 with the original id on a retry."""
+        # The hottest route reads its own request: FastAPI's dependency solving was a quarter
+        # of its CPU. Same checks, order and errors as the declared form (auth first, then
+        # one 422 naming every bad header and body field).
+        principal = caller(request, *WRITERS)
+        body, idempotency_key = _single_request(request, await request.body())
         if idempotency_key is None:  # shares a transaction with concurrent requests
             status, out = _single([await runtime.group_commit.submit(principal, body)])
         else:
@@ -80,6 +93,47 @@ def router(runtime: IngestRuntime) -> APIRouter:
         return site.model_dump(mode="json")
 
     return api
+
+
+def _single_request(request: Request, raw: bytes) -> tuple[ObservationSetIn, str | None]:
+    """The body and Idempotency-Key of a single-set POST, validated as FastAPI would."""
+    errors: list[dict[str, Any]] = []
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        try:
+            key = _KEY.validate_python(key)
+        except ValidationError as exc:
+            errors += _located(exc, ("header", "Idempotency-Key"))
+    try:
+        body = _ITEM.validate_python(_json_body(request, raw))
+    except ValidationError as exc:
+        errors += _located(exc, ("body",)) if raw else [
+            {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+    if errors:
+        raise RequestValidationError(errors)
+    return body, key
+
+
+def _json_body(request: Request, raw: bytes) -> Any:
+    """The parsed body: JSON only when the Content-Type says so (application/json or +json,
+    as FastAPI's strict content type; the error says so plainly)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw:
+        return raw
+    if not (kind == "application/json" or kind.endswith("+json")):
+        raise RequestValidationError([{"type": "content_type", "loc": ("body",),
+                                       "msg": "the body must be JSON, sent with "
+                                              "Content-Type: application/json"}])
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
+                                       "msg": "JSON decode error", "input": {},
+                                       "ctx": {"error": exc.msg}}]) from exc
+
+
+def _located(exc: ValidationError, prefix: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)]
 
 
 def _single(outcomes: list[Outcome]) -> tuple[int, Any]:

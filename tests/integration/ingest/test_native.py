@@ -111,6 +111,38 @@ async def test_edge_validation(ingest):
         "consciousness", "temperature_unit", "extra", "spo2", "recorder"}
 
 
+async def test_request_level_errors_name_header_and_body_in_one_answer(sqlite_ingest):
+    """The single-set route reads its own request: one 422 lists every bad part."""
+    post = sqlite_ingest.client.post
+    r = await post("/observation-sets", json={**SET, "pulse": "fast"},
+                   headers={**PLATFORM, "Idempotency-Key": "has space"})
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["header.Idempotency-Key", "pulse"]
+    r = await post("/observation-sets", content=b'{"site_id": ', headers={
+        **PLATFORM, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"][0]["reason"] == "JSON decode error"
+    r = await post("/observation-sets", content=b"{}", headers={**PLATFORM,
+                                                             "Content-Type": "text/plain"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "body", "reason": "the body must be JSON, sent "
+                                   "with Content-Type: application/json"}]
+    r = await post("/observation-sets", headers=PLATFORM)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "body", "reason": "Field required"}]
+    r = await post("/observation-sets", content=b"{bad", headers={"Content-Type": "text/x"})
+    assert r.status_code == 401   # who is calling is checked before what they sent
+
+
+async def test_single_set_route_is_documented_with_its_body_header_and_auth(sqlite_ingest):
+    spec = (await sqlite_ingest.client.get("/openapi.json")).json()
+    op = spec["paths"]["/observation-sets"]["post"]
+    assert op["security"] == [{"HTTPBearer": []}]
+    assert [p["name"] for p in op["parameters"]] == ["Idempotency-Key"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert {"site_id", "taken_at", "nhs_number", "pulse"} <= set(body["properties"])
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
 async def test_site_unknown_out_of_scope_and_closed(ingest):
     r = await ingest.client.post("/observation-sets", json={**SET, "site_id": "1-999"},
                                  headers=bearer(Role.ADMIN))
