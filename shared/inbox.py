@@ -4,25 +4,45 @@ A consumer inserts ``(consumer, event_id)`` into ``inbox`` in the SAME transacti
 event's effect. If the row already exists the event was applied before (a redelivery, a relay
 retry, a replay): the effect is skipped. Offsets are committed to the bus only after that
 transaction commits, so a crash between the two redelivers an event the inbox then ignores.
+
+Retention: a row only has to outlive every possible redelivery of its event, and the broker
+cannot redeliver what it no longer holds. ``prune`` deletes rows older than
+``MANDET_INBOX_RETENTION_HOURS`` (default 14 days, twice Kafka's default 7-day log retention);
+keep it longer than the topics' ``retention.ms``, or a consumer group reset to the earliest
+offset would apply the oldest events a second time.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, PrimaryKeyConstraint, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    Uuid,
+    delete,
+    select,
+    tuple_,
+)
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.db import Database
 from shared.dialect import insert_ignore, insert_rows
 from shared.outbox import SeqType, utcnow
 
 
 class InboxRow(SQLModel, table=True):
     __tablename__ = "inbox"
-    __table_args__ = (PrimaryKeyConstraint("consumer", "event_id"),)
+    __table_args__ = (PrimaryKeyConstraint("consumer", "event_id"),
+                      Index("ix_inbox_processed_at", "processed_at"))
 
     consumer: str = Field(sa_column=Column(Text, nullable=False))
     event_id: uuid.UUID = Field(sa_column=Column(Uuid, nullable=False))
@@ -72,3 +92,23 @@ async def first_time(session: AsyncSession, consumer: str, event_id: uuid.UUID) 
         .returning(INBOX.c.event_id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def prune(db: Database, retention: timedelta, chunk: int = 5_000) -> int:
+    """Delete inbox rows processed more than ``retention`` ago; returns how many.
+
+    Oldest first through ``ix_inbox_processed_at``, ``chunk`` rows a transaction, so neither
+    a long lock nor a table scan: safe beside live consumers (a row being deleted is for an
+    event the broker no longer holds, see the module docstring).
+    """
+    cutoff, removed = utcnow() - retention, 0
+    key = tuple_(INBOX.c.consumer, INBOX.c.event_id)
+    while True:
+        oldest = (select(INBOX.c.consumer, INBOX.c.event_id)
+                  .where(INBOX.c.processed_at < cutoff)
+                  .order_by(INBOX.c.processed_at).limit(chunk))
+        async with db.engine.begin() as conn:
+            n = (await conn.execute(delete(INBOX).where(key.in_(oldest)))).rowcount
+        removed += n
+        if n < chunk:
+            return removed

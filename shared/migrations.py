@@ -155,6 +155,15 @@ def untune_outbox(op: Operations) -> None:
         op.execute(f"ALTER TABLE outbox RESET ({', '.join(OUTBOX_STORAGE)})")
 
 
+def index_inbox_age(op: Operations) -> None:
+    """``ix_inbox_processed_at``: inbox retention deletes the oldest rows first (``prune``)."""
+    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
+
+
+def unindex_inbox_age(op: Operations) -> None:
+    op.drop_index("ix_inbox_processed_at", table_name="inbox")
+
+
 def script_location_of(module_file: str) -> Path:
     """``services/<name>/migrations`` beside a service's bootstrap module."""
     return Path(module_file).resolve().parent / "migrations"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
+from shared import inbox
 from shared.bus.base import Bus
 from shared.bus.kafka import KafkaBus
 from shared.bus.memory import MemoryBus
@@ -25,6 +27,7 @@ from shared.relay import OutboxRelay, outbox_backlog
 from shared.settings import CommonSettings
 
 log = logging.getLogger("mandet.runtime")
+HOUSEKEEPING_SECONDS = 60.0
 
 
 def make_bus(settings: CommonSettings, client_id: str) -> Bus:
@@ -55,6 +58,7 @@ class Runtime:
                                  max_attempts=settings.relay_max_attempts,
                                  retention_hours=settings.outbox_retention_hours)
         self.consumers: list[ConsumerRunner] = []
+        self.inbox_pruned_total = 0
         self.startup_steps: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,6 +89,8 @@ class Runtime:
         if self.settings.run_consumers if consumers is None else consumers:
             for runner in self.consumers:
                 self._spawn(runner.run(self._stop), f"consumer:{runner.name}")
+            if self.consumers and self.settings.inbox_retention_hours > 0:
+                self._spawn(self._prune_inbox(), "inbox-retention")
         self._spawn(self._refresh_gauges(), "gauges")
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
@@ -118,6 +124,20 @@ class Runtime:
                 checks[name] = f"unreachable: {type(exc).__name__}"
         return checks
 
+    async def _prune_inbox(self) -> None:
+        """At start and once a minute: inbox rows past their retention (``shared.inbox``).
+        Every worker of the service may do it; the deletes are idempotent."""
+        retention = timedelta(hours=self.settings.inbox_retention_hours)
+        while not self._stop.is_set():
+            try:
+                self.inbox_pruned_total += await inbox.prune(self.db, retention)
+            except Exception:  # noqa: BLE001 - retried next minute; consuming matters more
+                log.warning("inbox prune failed", exc_info=True)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=HOUSEKEEPING_SECONDS)
+            except TimeoutError:
+                pass
+
     async def _refresh_gauges(self) -> None:
         while not self._stop.is_set():
             try:
@@ -136,6 +156,8 @@ class Runtime:
         g.set("outbox_dead_letters", "Outbox rows dead-lettered", dead)
         g.set("outbox_published_total", "Rows published by this process",
               self.relay.published_total)
+        g.set("inbox_pruned_total", "Inbox rows past retention deleted by this process",
+              self.inbox_pruned_total)
         for c in self.consumers:
             g.set("consumer_lag", "Messages not yet delivered", c.stats.lag, consumer=c.name)
             g.set("consumer_applied_total", "Events applied", c.stats.applied, consumer=c.name)

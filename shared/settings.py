@@ -49,6 +49,7 @@ class CommonSettings(BaseSettings):
     relay_poll_seconds: float = Field(default=0.05, gt=0, le=60)
     relay_max_attempts: int = Field(default=10, ge=1, le=1000)
     outbox_retention_hours: float = Field(default=168.0, ge=0, le=24 * 366)
+    inbox_retention_hours: float = Field(default=336.0, ge=0, le=24 * 3660)  # shared.inbox
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=1000)
 

@@ -17,6 +17,7 @@ from shared.consumer import ConsumerRunner
 from shared.db import Database
 from shared.events import SiteRegistered, decode, encode, wrap
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
+from shared.inbox import prune as prune_inbox
 from shared.migrations import upgrade
 from shared.outbox import OUTBOX, OUTBOX_DEAD, add_events, utcnow
 from shared.relay import OutboxRelay
@@ -127,6 +128,23 @@ async def test_inbox_admits_an_event_once_per_consumer(db):
         assert await first_time(session, "reports", event_id) is False
         assert await first_time(session, "ingest", event_id) is True
     assert await count(db, INBOX) == 2
+
+
+async def test_inbox_prune_deletes_only_rows_past_retention_in_bounded_chunks(db):
+    now, old, recent = utcnow(), [uuid.uuid4() for _ in range(7)], uuid.uuid4()
+    rows = [{"consumer": "reports", "event_id": e, "processed_at": now - timedelta(days=15)}
+            for e in old]
+    rows.append({"consumer": "reports", "event_id": recent,
+                 "processed_at": now - timedelta(days=13)})
+    async with db.transaction() as session:
+        await session.execute(INBOX.insert(), rows)
+    assert await prune_inbox(db, timedelta(days=14), chunk=3) == 7   # chunks of 3, 3, 1
+    async with db.engine.connect() as conn:
+        left = (await conn.execute(select(INBOX.c.event_id))).scalars().all()
+    assert left == [recent]
+    async with db.transaction() as session:   # a redelivery inside retention is still a no-op
+        assert await first_time(session, "reports", recent) is False
+    assert await prune_inbox(db, timedelta(days=14)) == 0
 
 
 async def _run_consumer(db: Database, bus: MemoryBus, handler, expected_applied: int,
