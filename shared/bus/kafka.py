@@ -11,13 +11,16 @@ services and messages only ever see the logical topic names.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
+
+log = logging.getLogger("mandet.bus")
 
 
 class KafkaBus(Bus):
@@ -161,12 +164,26 @@ class _KafkaConsumer(Consumer):
         ]
 
     async def commit(self, messages: Sequence[Message]) -> None:
+        """Commit what was applied, for the partitions this member still owns.
+
+        A rebalance (a worker added or lost) can take partitions away between fetch and
+        commit; their new owner resumes from the last committed offset and its inbox drops
+        what this member already applied, so those offsets are left, and a commit refused
+        because the group is mid-rebalance is logged, not raised (raising killed the loop).
+        """
+        owned = self._consumer.assignment()
         offsets = {
-            TopicPartition(self._prefix + t, p): offset + 1
+            tp: offset + 1
             for (t, p), offset in last_per_partition(messages).items()
+            if (tp := TopicPartition(self._prefix + t, p)) in owned
         }
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offsets not committed (the group rebalanced; the new owner re-reads "
+                        "and its inbox drops repeats): %s", exc)
 
     async def lag(self) -> int:
         total = 0

@@ -111,3 +111,29 @@ async def test_each_group_gets_its_own_copy(bus):
     await a.stop()
     await b.stop()
     assert len(got_a) == len(got_b) == 9
+
+
+@pytest.mark.e2e
+async def test_a_commit_for_partitions_lost_in_a_rebalance_is_not_fatal(broker):
+    """Scaling out moves partitions; a member then committing a batch it had already applied
+    must carry on consuming (the new owner re-reads it and its inbox drops the repeats)."""
+    topic, group = f"rebalance-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:6]}"
+    bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=PARTITIONS,
+                   topics=[topic], session_timeout_ms=2000)
+    await bus.start()
+    first, second = bus.consumer(group, [topic]), bus.consumer(group, [topic])
+    try:
+        await bus.publish(records(topic, 6, 5))
+        await first.start()
+        applied = await drain(first, 30)
+        await second.start()   # the group rebalances; first keeps only some partitions
+        moved = await drain(second, 1)
+        assert moved, "the new member was given no partition"
+        await first.commit(applied)   # partly for partitions first no longer owns
+        await bus.publish([Record(topic, f"k{k}", b"after") for k in range(6)])
+        later = await drain(first, 1) + await drain(second, 1)
+        assert b"after" in [m.value for m in later]
+    finally:
+        await first.stop()
+        await second.stop()
+        await bus.stop()
