@@ -70,11 +70,18 @@ class ConsumerRunner:
         self.started.set()
         try:
             while not stop.is_set():
-                batch = await self.consumer.getmany(max_records=self.batch_size, timeout=0.2)
-                if batch:
-                    await self.process(batch, stop)
-                    await self.consumer.commit(batch)
-                self.stats.lag = await self.consumer.lag()
+                try:
+                    batch = await self.consumer.getmany(max_records=self.batch_size,
+                                                        timeout=0.2)
+                    if batch:
+                        await self.process(batch, stop)
+                        await self.consumer.commit(batch)
+                    self.stats.lag = await self.consumer.lag()
+                except Exception:  # noqa: BLE001 - the bus is briefly away: never die for it
+                    # What was applied is committed in the database; its offsets go with the
+                    # next commit, or the batch is redelivered and the inbox drops it.
+                    log.exception("consumer %s: bus call failed; retrying", self.name)
+                    await asyncio.sleep(1.0)
         finally:
             await self.consumer.stop()
 

@@ -190,7 +190,10 @@ class _KafkaConsumer(Consumer):
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is not None:
-                total += max(0, high - await self._consumer.position(tp))
+                try:
+                    total += max(0, high - await self._consumer.position(tp))
+                except IllegalStateError:   # revoked by a rebalance while we waited
+                    continue
         return total
 
     async def assigned(self) -> bool:

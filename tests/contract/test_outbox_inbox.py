@@ -178,6 +178,48 @@ async def test_redelivered_event_changes_nothing(db):
     assert (runner.stats.applied, runner.stats.duplicates) == (1, 1)
 
 
+class FlakyConsumerBus(MemoryBus):
+    """Its consumers' first ``failures`` commits raise, as a broker going away would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(partitions=1)
+        self.failures = failures
+
+    def consumer(self, group, topics):
+        inner, bus = super().consumer(group, topics), self
+
+        async def commit(messages):
+            if bus.failures > 0:
+                bus.failures -= 1
+                raise ConnectionError("broker unreachable")
+            await original(messages)
+
+        original, inner.commit = inner.commit, commit
+        return inner
+
+
+async def test_a_failing_bus_call_does_not_stop_the_consumer(db):
+    bus = FlakyConsumerBus(failures=1)
+    await bus.publish([Record("adoption.sites", "1-1", encode(wrap(site(1), source="/t")))])
+    effects: list[str] = []
+
+    async def handler(session, envelope, event):
+        effects.append(event.site_id)
+
+    runner = ConsumerRunner(db, bus, name="flaky",
+                            handlers={SiteRegistered.TYPE: ("adoption.sites", handler)})
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await asyncio.sleep(0.2)   # applied; its commit failed; the loop carries on
+    await bus.publish([Record("adoption.sites", "1-2", encode(wrap(site(2), source="/t")))])
+    deadline = asyncio.get_running_loop().time() + 10
+    while runner.stats.applied < 2 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert effects == ["1-1", "1-2"] and bus.failures == 0
+
+
 async def test_poison_message_is_dead_lettered_and_the_rest_applied(db):
     bus = MemoryBus(partitions=1)
     await bus.publish([Record("adoption.sites", "1-1", encode(wrap(site(1), source="/t"))),
