@@ -3,7 +3,8 @@
 Same edge model as ingest's ``POST /observation-sets`` (``ObservationSetIn``), same server
 stack (``uvicorn.run(app, log_config=None)`` as ``mandet serve``, the same FastAPI options),
 no auth, no database: the ceiling the real endpoint is compared with. If ingest's schema is
-missing, a model with the fields of ``ObservationRecorded`` stands in. Run: ``python -m bench.bare_app --port P``.
+missing, a model with the fields of ``ObservationRecorded`` stands in.
+Run: ``python -m bench.bare_app --port P``.
 """
 
 from __future__ import annotations

@@ -55,6 +55,15 @@ TOP_STATEMENTS = """SELECT d.datname, s.calls, round(s.total_exec_time::numeric,
   ORDER BY s.total_exec_time DESC LIMIT 25"""
 
 
+async def fetchval(url: str, sql: str) -> Any:
+    """One value from one statement on a connection of its own."""
+    conn = await connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
 def statements_settings() -> str:
     """The ``TEST_PG_SETTINGS`` that load pg_stat_statements (``BENCH_PG_STATEMENTS=1``)."""
     return "shared_preload_libraries=pg_stat_statements pg_stat_statements.track=all"

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from bench import drive
 from bench.core import Context, Row, Target, Unavailable, scenario
-from bench.pgutil import connect
+from bench.pgutil import connect, fetchval
 from bench.scenarios.common import native_bodies
 from bench.scenarios.ingest import ready_ingest
 from bench.scenarios.services import Service, count, service, wait_rows
@@ -30,6 +30,7 @@ from bench.stats import PERCENTILES, percentile
 PIPELINE = "fresh"  # its own databases and topics: no backlog from earlier scenarios
 SCORED = "SELECT count(*) FROM scoring_score"
 VIEW_TOTAL = "SELECT coalesce(sum(scored_sets), 0) FROM reports_activity"
+NOW = "SELECT clock_timestamp()"
 
 
 @scenario("freshness")
@@ -40,7 +41,7 @@ async def freshness(ctx: Context) -> list[Row]:
     backlog = await _drain(ingest, scoring, reports)
     rate = drive.sizes(ctx)["rate"]
     bodies = await native_bodies(ctx, drive.needed(ctx, rate), seed=201)
-    since = await _now(ingest.database_url)
+    since = await fetchval(ingest.database_url, NOW)
     poll = _Poller(reports.database_url) if reports else None
     if poll:
         await poll.start()
@@ -156,13 +157,6 @@ async def _drain(ingest: Service, scoring: Service, reports: Service | None) -> 
     return ("; BACKLOG from earlier scenarios was not drained in 120 s (" + ", ".join(behind)
             + " behind): this leg's figure includes that queue")
 
-
-async def _now(url: str) -> datetime:
-    conn = await connect(url)
-    try:
-        return await conn.fetchval("SELECT clock_timestamp()")
-    finally:
-        await conn.close()
 
 
 async def _scores(url: str, since: datetime, want: int) -> list[tuple[datetime, datetime]]:

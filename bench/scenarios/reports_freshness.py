@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import drive
 from bench.core import Context, Row, Target, scenario
-from bench.pgutil import connect
+from bench.pgutil import connect, fetchval
 from bench.scenarios.common import homes
 from bench.scenarios.reports import PROGRAMME, populate
 from bench.scenarios.services import prefix_of
@@ -41,6 +41,7 @@ from shared.events.scores import ScoreComputed
 from shared.events.stages import StageChanged
 
 PIPELINE, CONSUMER = "events", "reports.views"
+NOW = "SELECT clock_timestamp()"
 STAGE_EVERY = 100   # one StageChanged in a hundred events
 # The services' setting, so the bare consumer waits on the broker as they do.
 FETCH_MAX_WAIT_MS = int(os.environ.get("MANDET_KAFKA_FETCH_MAX_WAIT_MS", "50"))
@@ -82,7 +83,7 @@ async def reports_freshness(ctx: Context) -> list[Row]:
     await floor.start()
     try:
         # Prime: the group joins (seconds on Tansu) before the clock starts.
-        since = await _now(built["twin_url"])
+        since = await fetchval(built["twin_url"], NOW)
         await _publish(producer, primer, rate=1000.0)
         await _applied(built["twin_url"], {e.event_id for e in primer}, timeout=60, since=since)
         await floor.until(len(primer), timeout=60)
@@ -196,19 +197,8 @@ async def _applied(url: str, ids: set[uuid.UUID], timeout: float, since: datetim
 
 
 async def _commit_timestamps(url: str) -> bool:
-    conn = await connect(url)
-    try:
-        return await conn.fetchval("SHOW track_commit_timestamp") == "on"
-    finally:
-        await conn.close()
+    return await fetchval(url, "SHOW track_commit_timestamp") == "on"
 
-
-async def _now(url: str) -> datetime:
-    conn = await connect(url)
-    try:
-        return await conn.fetchval("SELECT clock_timestamp()")
-    finally:
-        await conn.close()
 
 
 class _Floor:

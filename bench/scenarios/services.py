@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.core import Context, Unavailable
 from bench.infra import Proc
-from bench.pgutil import connect
+from bench.pgutil import connect, fetchval
 from bench.scenarios.common import homes
 from shared.bus.kafka import KafkaBus
 from shared.events import encode, topics, wrap
@@ -123,8 +123,4 @@ async def wait_rows(database_url: str, sql: str, want: int, timeout: float = 180
 
 
 async def count(database_url: str, sql: str) -> int:
-    conn = await connect(database_url)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
+    return int(await fetchval(database_url, sql))
