@@ -59,6 +59,7 @@ class Runtime:
                                  retention_hours=settings.outbox_retention_hours)
         self.consumers: list[ConsumerRunner] = []
         self.inbox_pruned_total = 0
+        self.uses_bus = True   # decided in start()
         self.startup_steps: list[Callable[[], Awaitable[None]]] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,16 +78,21 @@ class Runtime:
         return batch
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        run_relay = self.settings.run_relay if relay is None else relay
+        run_consumers = self.settings.run_consumers if consumers is None else consumers
+        # An API process (no relay, no consumers) never touches the bus: it writes the outbox
+        # only, so it starts, stays ready and keeps accepting while the broker is down.
+        self.uses_bus = run_relay or (run_consumers and bool(self.consumers))
         await upgrade(self.db, self.migrations)
-        if self.owns_bus:
+        if self.owns_bus and self.uses_bus:
             await self.bus.start()
         async with self.db.exclusive(f"{self.service}:startup"):  # e.g. load reference data once
             for step in self.startup_steps:
                 await step()
         self._stop.clear()
-        if self.settings.run_relay if relay is None else relay:
+        if run_relay:
             self._spawn(self.relay.run(self._stop), "relay")
-        if self.settings.run_consumers if consumers is None else consumers:
+        if run_consumers:
             for runner in self.consumers:
                 self._spawn(runner.run(self._stop), f"consumer:{runner.name}")
             if self.consumers and self.settings.inbox_retention_hours > 0:
@@ -116,7 +122,8 @@ class Runtime:
 
     async def ready(self) -> dict[str, str]:
         checks = {}
-        for name, probe in (("database", self.db.ping), ("bus", self.bus.ping)):
+        probes = [("database", self.db.ping)] + ([("bus", self.bus.ping)] if self.uses_bus else [])
+        for name, probe in probes:
             try:
                 await asyncio.wait_for(probe(), timeout=5)
                 checks[name] = "ok"
