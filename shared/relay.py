@@ -35,6 +35,7 @@ from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
 
 log = logging.getLogger("mandet.relay")
 LISTENING_POLL_SECONDS = 1.0
+TRANSIENT_RETRY_CAP = timedelta(seconds=5)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -200,6 +201,8 @@ class OutboxRelay:
         ok = [r.seq for r, err in zip(rows, results, strict=True) if err is None]
         failed = [(r, err) for r, err in zip(rows, results, strict=True) if err is not None]
         retry_at = now + backoff(max((r.attempts for r, _ in failed), default=0) + 1)
+        if failed and all(self.bus.is_transient(err) for _, err in failed):
+            retry_at = min(retry_at, now + TRANSIENT_RETRY_CAP)   # back soon after an outage
         async with self.db.engine.begin() as conn:
             if ok:
                 await conn.execute(
@@ -219,7 +222,9 @@ class OutboxRelay:
     ) -> None:
         attempts = row.attempts + 1
         reason = f"{type(err).__name__}: {err}"[:2000]
-        if attempts >= self.max_attempts:
+        # Only a record the broker refuses is dead-lettered: an outage, however long, is
+        # waited out (a 2-minute one used to dead-letter every pending row).
+        if attempts >= self.max_attempts and not self.bus.is_transient(err):
             values = {c: getattr(row, c) for c in
                       ("seq", "event_id", "event_type", "topic", "key", "payload", "created_at")}
             await conn.execute(insert(OUTBOX_DEAD).values(

@@ -73,6 +73,12 @@ class Bus(ABC):
     @abstractmethod
     async def publish(self, records: Sequence[Record]) -> list[BaseException | None]: ...
 
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether a publish failure is the broker's (unreachable, timed out, electing a
+        leader) rather than the record's: the relay retries those for as long as it takes
+        and never dead-letters a row for them."""
+        return isinstance(exc, (OSError, TimeoutError))
+
     @abstractmethod
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 

@@ -16,11 +16,23 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    KafkaUnavailableError,
+    NodeNotReadyError,
+    ProducerClosed,
+    TopicAlreadyExistsError,
+)
 
 from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
 
 log = logging.getLogger("mandet.bus")
+BROKER_AWAY = (KafkaTimeoutError, KafkaUnavailableError, KafkaConnectionError, NodeNotReadyError,
+               ProducerClosed)
 
 
 class KafkaBus(Bus):
@@ -107,6 +119,12 @@ class KafkaBus(Bus):
                 futures.append(_failed(exc))
         results = await asyncio.gather(*futures, return_exceptions=True)
         return [res if isinstance(res, BaseException) else None for res in results]
+
+    def is_transient(self, exc: BaseException) -> bool:
+        # aiokafka marks broker-side conditions ``retriable``; a send that timed out or found
+        # no broker at all is not marked so, yet it is the broker's, not the record's.
+        return (super().is_transient(exc) or isinstance(exc, BROKER_AWAY)
+                or (isinstance(exc, KafkaError) and exc.retriable))
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix,

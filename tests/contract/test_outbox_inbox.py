@@ -43,17 +43,17 @@ def site(n: int, icb: str = "QJK") -> SiteRegistered:
 
 
 class FlakyBus(MemoryBus):
-    """Fails the first ``failures`` publish calls, then behaves."""
+    """Fails the first ``failures`` publish calls with ``error``, then behaves."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
         super().__init__(partitions=3)
-        self.failures = failures
+        self.failures, self.error = failures, error or ConnectionError("broker unreachable")
         self.calls = 0
 
     async def publish(self, records: Sequence[Record]) -> list[BaseException | None]:
         self.calls += 1
         if self.calls <= self.failures:
-            return [ConnectionError("broker unreachable") for _ in records]
+            return [self.error for _ in records]
         return await super().publish(records)
 
 
@@ -107,10 +107,11 @@ async def test_failed_publish_is_retried_with_backoff_then_published(db):
     assert sorted(await published_values(bus)) == ["1-1", "1-2"]
 
 
-async def test_row_is_dead_lettered_after_max_attempts_with_reason(db):
+async def test_row_the_broker_refuses_is_dead_lettered_after_max_attempts_with_reason(db):
     async with db.transaction() as session:
         await add_events(session, [site(1)], source="/test")
-    relay = OutboxRelay(db, FlakyBus(failures=1000), service="test", max_attempts=2)
+    bus = FlakyBus(failures=1000, error=ValueError("record too large"))
+    relay = OutboxRelay(db, bus, service="test", max_attempts=2)
     await relay.run_once()
     async with db.engine.begin() as conn:  # make the retry due now instead of after backoff
         await conn.execute(OUTBOX.update().values(next_attempt_at=text("created_at")))
@@ -118,7 +119,27 @@ async def test_row_is_dead_lettered_after_max_attempts_with_reason(db):
     assert await count(db, OUTBOX) == 0
     async with db.engine.connect() as conn:
         dead = (await conn.execute(select(OUTBOX_DEAD))).one()
-    assert dead.attempts == 2 and dead.reason == "ConnectionError: broker unreachable"
+    assert dead.attempts == 2 and dead.reason == "ValueError: record too large"
+
+
+async def test_an_outage_longer_than_max_attempts_dead_letters_nothing(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(1)], source="/test")
+    bus = FlakyBus(failures=8)   # unreachable for eight attempts: backoff alone would reach 51 s
+    relay = OutboxRelay(db, bus, service="test", max_attempts=2)
+    longest = timedelta(0)
+    for _ in range(8):
+        await relay.run_once()
+        async with db.engine.connect() as conn:
+            row = (await conn.execute(select(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at))
+                   ).one()
+        longest = max(longest, row.next_attempt_at - row.created_at)
+        async with db.engine.begin() as conn:
+            await conn.execute(OUTBOX.update().values(next_attempt_at=text("created_at")))
+    assert await count(db, OUTBOX_DEAD) == 0
+    assert await relay.run_once() == 1 and relay.published_total == 1
+    assert await published_values(bus) == ["1-1"]
+    assert longest <= timedelta(seconds=6)   # retried within seconds once the broker is back
 
 
 async def test_inbox_admits_an_event_once_per_consumer(db):
