@@ -183,11 +183,12 @@ def test_depends_on_targets_exist_and_can_satisfy_their_condition(name: str) -> 
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_api_and_worker_wait_for_migrations_database_and_broker(service: str) -> None:
-    for name in (f"{service}-api", f"{service}-worker"):
-        assert depends_on(MANDET[name]) == {
-            "postgres": "service_healthy", "kafka": "service_healthy",
-            f"migrate-{service}": "service_completed_successfully"}
+def test_workers_wait_for_migrations_database_and_broker_apis_not_for_the_broker(
+        service: str) -> None:
+    migrated = {f"migrate-{service}": "service_completed_successfully"}
+    assert depends_on(MANDET[f"{service}-worker"]) == {
+        "postgres": "service_healthy", "kafka": "service_healthy", **migrated}
+    assert depends_on(MANDET[f"{service}-api"]) == {"postgres": "service_healthy", **migrated}
 
 
 def created_databases() -> set[str]:
