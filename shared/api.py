@@ -46,7 +46,7 @@ def service_app(runtime: Runtime, routers: Sequence[APIRouter], *, title: str,
     app.state.tokens = runtime.tokens
     app.state.runtime = runtime
     problems.install(app, error_renderers)
-    install_middleware(app, runtime.metrics)
+    install_middleware(app, runtime.metrics, runtime.settings.max_body_bytes)
     app.include_router(ops_router(runtime.ready, runtime.metrics))
     app.include_router(whoami_router())
     for router in routers:
@@ -59,7 +59,7 @@ def ops_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title=f"mandet {runtime.service} worker", docs_url=None, redoc_url=None,
                   **FRAMEWORK_OPTIONS)
     problems.install(app)
-    install_middleware(app, runtime.metrics)
+    install_middleware(app, runtime.metrics, runtime.settings.max_body_bytes)
     app.include_router(ops_router(runtime.ready, runtime.metrics))
     return app
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -126,5 +126,44 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def install_middleware(app: FastAPI, metrics: ServiceMetrics) -> None:
+class BodyLimitMiddleware:
+    """Refuse a request body over ``max_bytes`` with 413 before it is held in memory.
+
+    The check runs where the body is read (the route's first ``receive``), so the error is
+    rendered by the app's own handlers (problem+json, or an OperationOutcome on FHIR routes):
+    a declared Content-Length over the limit at once, a chunked body as soon as it passes it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared, limit, seen = _header(scope, b"content-length"), self.max_bytes, 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise _too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> HTTPException:
+    # An HTTPException, which FastAPI lets through from a body read (anything else raised
+    # there becomes its generic 400); the app's handlers render it per route.
+    return HTTPException(413, f"the request body is larger than {limit} bytes "
+                              "(MANDET_MAX_BODY_BYTES)")
+
+
+def install_middleware(app: FastAPI, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)

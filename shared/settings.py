@@ -51,6 +51,7 @@ class CommonSettings(BaseSettings):
     outbox_retention_hours: float = Field(default=168.0, ge=0, le=24 * 366)
     inbox_retention_hours: float = Field(default=336.0, ge=0, le=24 * 3660)  # shared.inbox
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=10_000_000, ge=1_000, le=1_000_000_000)  # HTTP, 413
     consumer_max_attempts: int = Field(default=5, ge=1, le=1000)
 
     @classmethod
