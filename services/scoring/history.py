@@ -29,6 +29,7 @@ from services.scoring.models import RESIDENT, SCORE, SPO2_SCALE, utc
 from shared.dialect import in_values
 
 Who = Callable[[Any], Any]  # column -> "column is one of the batch's residents"
+_BAND = {band.value: band for band in RiskBand}  # RiskBand(text) without the enum call
 
 
 @dataclass
@@ -47,9 +48,10 @@ async def load_context(session: AsyncSession, *, observation_ids: Iterable[uuid.
     ctx.scored = set(found.scalars())
     who = functools.partial(in_values, values=residents, dialect_name=dialect)
     ctx.scales = await _scales(session, who)
-    for row in await _window(session, who, lo, hi) + await _before(session, who, lo):
-        ctx.history[row.resident].append(
-            ScoredObservation(utc(row.taken_at), row.total, RiskBand(row.risk)))
+    history, band = ctx.history, _BAND
+    for resident, taken_at, total, risk in (await _window(session, who, lo, hi)
+                                            + await _before(session, who, lo)):
+        history[resident].append(ScoredObservation(utc(taken_at), total, band[risk]))
     return ctx
 
 
