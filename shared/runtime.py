@@ -9,6 +9,7 @@ consumers. ``start()`` migrates, then starts the background tasks the settings a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +26,12 @@ from shared.relay import OutboxRelay, outbox_backlog
 from shared.settings import CommonSettings
 
 log = logging.getLogger("mandet.runtime")
+
+# Consumers and the relay allocate hundreds of short-lived containers per event; at CPython's
+# default generation-0 threshold (700) the collector ran every few events and took a fifth of
+# the scoring consumer's CPU (measured: 110-122 -> 89-93 ms per 1,000 observations at 10,000).
+# Reference counting still frees non-cyclic garbage at once; only cycle detection waits.
+GC_GEN0_THRESHOLD = 10_000
 
 
 def make_bus(settings: CommonSettings, client_id: str) -> Bus:
@@ -73,6 +80,7 @@ class Runtime:
         return batch
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        gc.set_threshold(max(GC_GEN0_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
         await upgrade(self.db, self.migrations)
         if self.owns_bus:
             await self.bus.start()
