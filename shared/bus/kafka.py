@@ -11,6 +11,7 @@ services and messages only ever see the logical topic names.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +25,14 @@ from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
 
 MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default, stated because publish checks it itself
 _PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _partition_of(key: str, partitions: tuple[int, ...]) -> int:
+    """aiokafka's default partitioner (pure-Python murmur2), remembered: keys (residents,
+    sites) repeat, and the partition list is part of the cache key."""
+    every = list(partitions)
+    return _PARTITIONER(key.encode(), every, every)
 
 
 class KafkaBus(Bus):
@@ -128,14 +137,13 @@ class KafkaBus(Bus):
                             ) -> dict[tuple[str, int], list[int]]:
         """Record indexes per (topic, partition), in publish order."""
         groups: dict[tuple[str, int], list[int]] = {}
-        partitions: dict[str, list[int]] = {}
+        partitions: dict[str, tuple[int, ...]] = {}
         for i, r in enumerate(records):
             topic = self.prefix + r.topic
             try:
                 if topic not in partitions:
-                    partitions[topic] = list(await self.producer.partitions_for(topic))
-                every = partitions[topic]
-                groups.setdefault((topic, _PARTITIONER(r.key.encode(), every, every)),
+                    partitions[topic] = tuple(await self.producer.partitions_for(topic))
+                groups.setdefault((topic, _partition_of(r.key, partitions[topic])),
                                   []).append(i)
             except Exception as exc:  # noqa: BLE001 - reported per record to the relay
                 results[i] = exc
