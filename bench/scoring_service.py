@@ -7,6 +7,9 @@
    sustained rate is taken between 10 % and 90 % of N (start-up and the group join excluded).
    Each score also writes its inbox row, outbox events, flags and residents' sites, and the
    relay publishes ScoreComputed/DeteriorationFlagged back to the broker in the same process.
+   CPU seconds per 1,000 observations are printed for the worker(s), PostgreSQL (postmaster
+   and backends) and the broker over the same span: less sensitive to a busy machine than
+   the rate.
 
 PostgreSQL and the broker come from ``tests/infra`` (TEST_DATABASE_URL / TEST_KAFKA_BOOTSTRAP
 honoured). fsync here costs about 35 us, far less than on real disks: say so when quoting.
@@ -24,12 +27,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.infra import _cpu
 from bench.news2_pure import make_vitals
 from services.scoring.domain.news2 import score
 from services.scoring.models import SCORE
@@ -95,7 +100,20 @@ def start_worker(db_url: str, bootstrap: str, prefix: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL)
 
 
-async def watch(db_url: str, n: int, deadline_s: float = 600) -> list[tuple[float, int]]:
+Sample = tuple[float, int, dict[str, float]]  # (wall time, committed scores, CPU s by name)
+
+
+def cpu_now(workers: list[int], pg_pid: int | None, broker_pid: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far: the workers, PostgreSQL with its backends, the
+    broker (0 for a process that is not ours or has exited)."""
+    out = {"worker": sum(_cpu(pid) for pid in workers)}
+    for name, pid in (("postgres", pg_pid), ("broker", broker_pid)):
+        out[name] = _cpu(pid, children=True) if pid is not None else 0.0
+    return out
+
+
+async def watch(db_url: str, n: int, cpu: Callable[[], dict[str, float]],
+                deadline_s: float = 600) -> list[Sample]:
     db, samples = Database(db_url, pool_size=0), []
     try:
         start = time.perf_counter()
@@ -105,7 +123,7 @@ async def watch(db_url: str, n: int, deadline_s: float = 600) -> list[tuple[floa
                     done = (await conn.execute(select(func.count()).select_from(SCORE))).scalar()
             except Exception:  # noqa: BLE001 - the table appears once the worker migrated
                 done = 0
-            samples.append((time.perf_counter(), int(done or 0)))
+            samples.append((time.perf_counter(), int(done or 0), cpu()))
             if done == n:
                 break
             await asyncio.sleep(0.1)
@@ -114,13 +132,17 @@ async def watch(db_url: str, n: int, deadline_s: float = 600) -> list[tuple[floa
     return samples
 
 
-def sustained(samples: list[tuple[float, int]], n: int) -> float:
+def sustained(samples: list[Sample], n: int) -> tuple[float, dict[str, float]]:
+    """Observations/s, and CPU seconds per 1,000 observations by process, between 10 % and
+    90 % of N."""
     lo = next(s for s in samples if s[1] >= n * 0.1)
     hi = next(s for s in samples if s[1] >= n * 0.9)
-    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+    done = hi[1] - lo[1]
+    return done / (hi[0] - lo[0]), {k: (hi[2][k] - lo[2][k]) * 1000 / done for k in hi[2]}
 
 
-async def service_rate(n: int, residents: int, workers: int = 1) -> float:
+async def service_rate(n: int, residents: int,
+                       workers: int = 1) -> tuple[float, dict[str, float]]:
     from tests.infra.broker import start_broker
     from tests.infra.postgres import start_postgres
 
@@ -130,7 +152,8 @@ async def service_rate(n: int, residents: int, workers: int = 1) -> float:
         await publish(broker.bootstrap, prefix, observations(n, residents))
         procs = [start_worker(db_url, broker.bootstrap, prefix) for _ in range(workers)]
         try:
-            samples = await watch(db_url, n)
+            pids = [p.pid for p in procs]
+            samples = await watch(db_url, n, lambda: cpu_now(pids, pg.pid, broker.pid))
         finally:
             for worker in procs:
                 worker.send_signal(signal.SIGINT)   # a clean stop (and a profiler's report)
@@ -149,11 +172,13 @@ def main() -> None:
     residents = int(sys.argv[2]) if len(sys.argv) > 2 else 5_000
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     pure = pure_rate()
-    rate = asyncio.run(service_rate(n, residents, workers))
+    rate, cpu = asyncio.run(service_rate(n, residents, workers))
     print(f"pure NEWS2 function: {pure:,.0f} scores/s (one core)")
     print(f"scoring service, Kafka -> committed score on PostgreSQL: {rate:,.0f} observations/s "
           f"({workers} worker process(es), {n:,} observations, {residents:,} residents, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
+    print("CPU s per 1,000 observations (user + system, same 10-90 % span): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items()))
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ class OutboxRelay:
         async with self.db.engine.begin() as conn:
             if ok:
                 await conn.execute(
-                    update(OUTBOX).where(OUTBOX.c.seq.in_(ok))
+                    update(OUTBOX).where(in_values(OUTBOX.c.seq, ok, self.db.dialect))
                     .values(published_at=now, lease_until=None)
                 )
             for row, err in failed:

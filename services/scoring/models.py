@@ -30,7 +30,10 @@ TS = DateTime(timezone=True)
 
 def utc(value: datetime) -> datetime:
     """An aware UTC datetime (naive values read back from SQLite are UTC by construction)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    tz = value.tzinfo
+    if tz is UTC:  # what asyncpg returns: already the answer, no new object
+        return value
+    return value.replace(tzinfo=UTC) if tz is None else value.astimezone(UTC)
 
 
 class ScoreRow(SQLModel, table=True):

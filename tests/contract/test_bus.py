@@ -137,3 +137,52 @@ async def test_a_commit_for_partitions_lost_in_a_rebalance_is_not_fatal(broker):
         await first.stop()
         await second.stop()
         await bus.stop()
+
+
+@pytest.fixture
+async def kafka(broker):
+    topics = [f"batches-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    adapter = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=PARTITIONS,
+                       topics=topics, session_timeout_ms=2000)
+    await adapter.start()
+    adapter.test_topics = topics  # type: ignore[attr-defined]
+    yield adapter
+    await adapter.stop()
+
+
+@pytest.mark.e2e
+async def test_kafka_batches_pick_the_partition_send_would_pick(kafka):
+    """publish groups records into batches itself; a key must land where aiokafka's own
+    ``send`` puts it, or one resident's events could be split across partitions."""
+    ours, theirs = kafka.test_topics
+    keys = [f"p1_resident{i}" for i in range(40)]
+    assert await kafka.publish([Record(ours, k, b"v") for k in keys]) == [None] * len(keys)
+    for k in keys:
+        await (await kafka.producer.send(theirs, b"v", key=k.encode()))
+    consumer = kafka.consumer(f"g-{uuid.uuid4().hex[:6]}", [ours, theirs])
+    await consumer.start()
+    try:
+        got = await drain(consumer, 2 * len(keys))
+    finally:
+        await consumer.stop()
+    where = {(m.topic, m.key): m.partition for m in got}
+    assert len(where) == 2 * len(keys)
+    assert {k: where[ours, k] for k in keys} == {k: where[theirs, k] for k in keys}
+    assert len({where[ours, k] for k in keys}) == PARTITIONS
+
+
+@pytest.mark.e2e
+async def test_kafka_many_batches_keep_order_and_a_too_large_record_fails_alone(kafka):
+    topic = kafka.test_topics[0]
+    big = [Record(topic, "k1", f"{i:06d}".encode() + b"x" * 1000) for i in range(1200)]
+    oversized = Record(topic, "k1", b"y" * (2 * 1024 * 1024))
+    results = await kafka.publish([*big[:600], oversized, *big[600:]])
+    assert results[:600] == [None] * 600 and results[601:] == [None] * 600
+    assert type(results[600]).__name__ == "MessageSizeTooLargeError"
+    consumer = kafka.consumer(f"g-{uuid.uuid4().hex[:6]}", [topic])
+    await consumer.start()
+    try:
+        got = await drain(consumer, len(big))
+    finally:
+        await consumer.stop()
+    assert [m.value[:6] for m in got] == [f"{i:06d}".encode() for i in range(1200)]

@@ -89,8 +89,13 @@ def unknown_codes(codes: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(c for c in codes if c not in _BY_CODE))
 
 
+_NONE_PRESENT = SoftSignAssessment((), False, None)
+
+
 def evaluate(codes: Iterable[str], has_full_news2_set: bool) -> SoftSignAssessment:
     """Assess recorded soft signs; raises ``UnknownSoftSigns`` rather than drop a code."""
+    if codes == ():  # most readings record none: skip the de-duplication and lookups
+        return _NONE_PRESENT
     given = list(dict.fromkeys(codes))
     if unknown := unknown_codes(given):
         raise UnknownSoftSigns(unknown)

@@ -76,13 +76,17 @@ class TrendAssessment:
 def previous_score(
     history: Iterable[ScoredObservation], new: ScoredObservation
 ) -> ScoredObservation | None:
-    """The latest complete score taken strictly before ``new`` (rule 1)."""
-    earlier = [o for o in history if o.risk is not None and o.taken_at < new.taken_at]
-    if not earlier:
-        return None
-    latest = max(o.taken_at for o in earlier)
-    tied = (o for o in earlier if o.taken_at == latest)
-    return min(tied, key=lambda o: (o.risk.rank, o.total))  # type: ignore[union-attr]
+    """The latest complete score taken strictly before ``new`` (rule 1); among several at that
+    instant the first with the lowest (band, total). One pass: the consumer asks per reading."""
+    before, best = new.taken_at, None
+    for o in history:
+        if o.risk is None or o.taken_at >= before:
+            continue
+        if best is None or o.taken_at > best.taken_at or (
+                o.taken_at == best.taken_at
+                and (o.risk.rank, o.total) < (best.risk.rank, best.total)):  # type: ignore[union-attr]
+            best = o
+    return best
 
 
 def assess_trend(

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.scoring.domain.news2 import RiskBand, Vitals, score
 from services.scoring.domain.trend import (
@@ -61,6 +63,28 @@ def test_trend_rule(history, new, reasons):
 def test_previous_score_is_latest_complete_before_new():
     history = [obs(-1, 9, HIGH), obs(1, None, None), obs(2, 4, LOW), obs(6, 0, LOW)]
     assert previous_score(history, obs(0, 5, MED)) == obs(2, 4, LOW)
+
+
+def _naive_previous(history, new):
+    """Rule 1 spelt out: the latest complete score before ``new``, lowest (band, total) on a tie."""
+    earlier = [o for o in history if o.risk is not None and o.taken_at < new.taken_at]
+    if not earlier:
+        return None
+    latest = max(o.taken_at for o in earlier)
+    return min((o for o in earlier if o.taken_at == latest), key=lambda o: (o.risk.rank, o.total))
+
+
+_READING = st.builds(lambda h, t: obs(h, t, None if t is None else score_band(t)),
+                     st.integers(-3, 3), st.one_of(st.none(), st.integers(0, 20)))
+
+
+def score_band(total: int) -> RiskBand:
+    return HIGH if total >= 7 else MED if total >= 5 else LOW_MED if total == 3 else LOW
+
+
+@given(st.lists(_READING, max_size=12), _READING)
+def test_previous_score_matches_rule_one_spelt_out(history, new):
+    assert previous_score(history, new) == _naive_previous(history, new)
 
 
 def test_history_may_be_a_generator():
