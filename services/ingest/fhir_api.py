@@ -107,13 +107,31 @@ async def _json(request: Request) -> Any:
 
 def _bundle(doc: Any) -> Bundle:
     try:
-        return Bundle.model_validate(doc)
+        bundle = Bundle.model_validate(doc)
     except ValidationError as exc:
         issues = [oo.issue("error", "structure", err["msg"],
                            ["Bundle" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
                                                for p in err["loc"])])
                   for err in exc.errors(include_url=False)]
         raise oo.Failure(400, issues) from exc
+    _creates_only(bundle)
+    return bundle
+
+
+def _creates_only(bundle: Bundle) -> None:
+    """An Observation entry asking to update, patch or delete is refused, naming it, rather
+    than stored as a new reading (nothing of the Bundle is recorded). Patient and Organization
+    entries are only read to resolve references, so their method (often a conditional PUT)
+    does not matter."""
+    issues = [oo.issue("error", "not-supported",
+                       f"request.method {e.request.method}: Observations can only be created "
+                       "(POST); send a correction as a new Observation",
+                       [f"Bundle.entry[{i}].request.method"])
+              for i, e in enumerate(bundle.entry)
+              if e.request is not None and e.request.method != "POST"
+              and e.resource.get("resourceType") == "Observation"]
+    if issues:
+        raise oo.Failure(422, issues)
 
 
 def _entries(bundle: Bundle, principal: Principal, site_extension: str

@@ -113,9 +113,15 @@ class Organization(Element):
     identifier: list[Identifier] = Field(default_factory=list, max_length=20)
 
 
+class EntryRequest(Element):
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
+    url: Str | None = None
+
+
 class Entry(Element):
     fullUrl: Str | None = None
     resource: dict[str, Any]
+    request: EntryRequest | None = None
 
 
 class Bundle(Element):

@@ -186,6 +186,22 @@ async def test_patient_and_site_resolved_inside_the_bundle(ingest):
     assert event["data"]["site_id"] == HOME and event["data"]["resident"].startswith("p1_")
 
 
+async def test_observation_entries_that_update_or_delete_are_refused_by_name(ingest):
+    doc = bundle(*full_set()[:2])
+    doc["entry"][1]["request"] = {"method": "PUT", "url": "Observation/abc"}
+    doc["entry"].insert(0, {"resource": {"resourceType": "Patient", "identifier": [NHS_ID]},
+                            "request": {"method": "PUT", "url": "Patient?identifier=x"}})
+    r = await ingest.client.post("/fhir", json=doc, headers=PLATFORM)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/fhir+json"
+    (issue,) = r.json()["issue"]
+    assert issue["code"] == "not-supported"
+    assert issue["expression"] == ["Bundle.entry[2].request.method"]
+    assert issue["diagnostics"].startswith("request.method PUT: Observations can only be created")
+    assert await ingest.outbox() == []
+    doc["entry"][2]["request"]["method"] = "POST"   # the Patient's PUT is fine
+    assert (await ingest.client.post("/fhir", json=doc, headers=PLATFORM)).status_code == 200
+
+
 async def test_missing_site_names_performer(ingest):
     o = obs(("L", "8867-4"), **qty(70, "/min"))
     o.pop("extension")
