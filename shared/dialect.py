@@ -171,3 +171,24 @@ def _insert_sql(table: Table, columns: tuple[str, ...], ignore: bool,
     elif ignore:
         sql += " ON CONFLICT DO NOTHING"
     return sql + (f' RETURNING "{returning}"' if returning else "")
+
+
+async def copy_rows(session: Any, table: Table, columns: Sequence[str],
+                    records: Sequence[tuple[Any, ...]]) -> None:
+    """Append plain rows (tuples in ``columns`` order) inside the session's transaction.
+
+    For bulk loads with no conflict handling (a duplicate key fails the transaction). On
+    PostgreSQL it is asyncpg's binary COPY on the session's own connection (no SQL parameter
+    or JSON encoding at all); elsewhere a Core executemany (the column types convert values).
+    """
+    if not records:
+        return
+    core = isinstance(session, AsyncConnection)
+    conn = session if core else await session.connection()
+    if conn.dialect.name != "postgresql":
+        await conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+        return
+    raw = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")   # SQLAlchemy begins its transaction lazily
+    await raw.copy_records_to_table(table.name, columns=list(columns), records=records)

@@ -23,7 +23,7 @@ from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import insert_rows
+from shared.dialect import copy_rows, insert_rows
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
 from shared.inbox import first_time_many
@@ -31,6 +31,7 @@ from shared.inbox import first_time_many
 CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
+FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_code", "region")
 
 
 def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:
@@ -104,13 +105,14 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     for site_id, programme, *point in rows.all():
         series[(site_id, programme)].append(point)
     out = []
-    for (site_id, programme), history in series.items():
-        site = sites.get(site_id)
+    for site_id, programme in sorted(series):   # key order: the primary key index appends
+        history, site = series[(site_id, programme)], sites.get(site_id)
         if site is not None:
-            out.extend(facts.fact_row(site, programme, f) for f in quarter_facts(
-                facts.points(history), site.opened_on, site.closed_on, horizon.first_qn, last))
-    for start in range(0, len(out), 5000):
-        await insert_rows(session, FACT, out[start:start + 5000])
+            area = (site.icb_code, site.psc_code, site.region)
+            out.extend((site_id, programme, qn, tool, stage, *area) for qn, tool, stage in
+                       quarter_facts(facts.points(history), site.opened_on, site.closed_on,
+                                     horizon.first_qn, last))
+    await copy_rows(session, FACT, FACT_COLUMNS, out)
     await derive_counts(session)
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return len(out)
