@@ -23,7 +23,7 @@ from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import copy_rows, insert_rows
+from shared.dialect import copy_rows
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
 from shared.inbox import first_time_many
@@ -31,6 +31,8 @@ from shared.inbox import first_time_many
 CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
+RECORD_COLUMNS = ("event_id", "site_id", "psc_code", "programme", "tool", "stage",
+                  "applies_from", "reported_at")
 FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_code", "region")
 
 
@@ -79,16 +81,19 @@ async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list
 
 
 async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
-    if not envelopes:
-        return
+    """Append the stage records of events new to the inbox.
+
+    Every writer of ``reports_stage_record`` writes the event's inbox row (this consumer's) in
+    the same transaction, so an event new to the inbox has no record yet: a plain bulk append
+    (COPY on PostgreSQL), no conflict handling. A duplicate would fail the transaction loudly.
+    """
     rows = []
     for envelope in envelopes:
         e = parse(envelope)
         assert isinstance(e, StageChanged)
-        rows.append({"event_id": str(envelope.id), "site_id": e.site_id, "psc_code": e.psc_code,
-                     "programme": e.programme, "tool": e.to_tool, "stage": e.to_stage,
-                     "applies_from": e.applies_from, "reported_at": e.reported_at})
-    await insert_rows(session, RECORD, rows, ignore_conflicts=True)
+        rows.append((str(envelope.id), e.site_id, e.psc_code, e.programme, e.to_tool,
+                     e.to_stage, e.applies_from, e.reported_at))
+    await copy_rows(session, RECORD, RECORD_COLUMNS, rows)
 
 
 async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
