@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, consumers, facts
-from services.reports.domain.adoption import NATIONAL
-from services.reports.domain.counts import LEVEL_COLUMNS
+from services.reports.domain.counts import totals
 from services.reports.domain.stages import quarter_facts
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
@@ -118,24 +117,10 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
                        quarter_facts(facts.points(history), site.opened_on, site.closed_on,
                                      horizon.first_qn, last))
     await copy_rows(session, FACT, FACT_COLUMNS, out)
-    await derive_counts(session)
+    await session.execute(delete(COUNT))
+    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(f[1:] for f in out))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return len(out)
-
-
-async def derive_counts(session: AsyncSession) -> None:
-    """Recount ``reports_stage_count`` from the facts, one GROUP BY per level."""
-    await session.execute(delete(COUNT))
-    for level, column in LEVEL_COLUMNS:
-        code = literal(NATIONAL) if column is None else FACT.c[column]
-        tool = func.coalesce(FACT.c.tool, "")
-        grouped = (select(FACT.c.programme, FACT.c.qn, literal(level), code, tool, FACT.c.stage,
-                          func.count())
-                   .group_by(FACT.c.programme, FACT.c.qn, code, tool, FACT.c.stage))
-        await session.execute(insert(COUNT).from_select(COUNT_KEY + ["sites"], grouped))
-
-
-
 
 
 async def rebuild_from_history(db: Database, horizon: Horizon) -> int:

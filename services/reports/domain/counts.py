@@ -29,3 +29,16 @@ def deltas(programme: str, removed: Iterable[Mapping[str, Any]],
     return [{"programme": programme, "qn": qn, "level": level, "code": code, "tool": tool,
              "stage": stage, "sites": n}
             for (qn, level, code, tool, stage), n in sorted(net.items()) if n]
+
+
+def totals(facts: Iterable[tuple[str, int, str | None, int, str, str, str]]
+           ) -> list[tuple[str, int, str, str, str, int, int]]:
+    """Counter rows (programme, qn, level, code, tool, stage, sites) counting these facts,
+    each given as (programme, qn, tool, stage, icb_code, psc_code, region): a GROUP BY of the
+    facts at every level, counted once per distinct area first (far fewer keys than facts)."""
+    net: Counter[tuple[str, int, str, str, str, int]] = Counter()
+    for (programme, qn, tool, stage, icb, psc, region), n in Counter(facts).items():
+        for level, code in (("national", NATIONAL), ("region", region), ("psc", psc),
+                            ("icb", icb)):
+            net[(programme, qn, level, code, tool or "", stage)] += n
+    return [(*key, n) for key, n in sorted(net.items())]
