@@ -22,14 +22,16 @@ from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import copy_rows
+from shared.dialect import copy_rows, in_values
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
-from shared.inbox import first_time_many
+from shared.inbox import INBOX
+from shared.outbox import utcnow
 
 CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
+INBOX_COLUMNS = ("consumer", "event_id", "processed_at")
 RECORD_COLUMNS = ("event_id", "site_id", "psc_code", "programme", "tool", "stage",
                   "applies_from", "reported_at")
 FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_code", "region")
@@ -70,13 +72,28 @@ async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: 
 
 
 async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:
-    """Each envelope not applied before, once (the live consumer's inbox, so a rebuilt
-    database keeps consuming where it left off)."""
+    """Each envelope not applied before, once, recorded in the live consumer's inbox (so a
+    rebuilt database keeps consuming where it left off).
+
+    A replay fills a database no live consumer writes, so rather than ``first_time_many``'s
+    ``ON CONFLICT DO NOTHING RETURNING`` (every id sent as JSON and sent back) it looks up the
+    few known ids and appends the new rows (COPY on PostgreSQL). Were another writer to add
+    one of these ids meanwhile, the append would fail the transaction on the inbox key:
+    nothing is ever applied twice.
+    """
     first: dict = {}
     for e in envelopes:
         first.setdefault(e.id, e)
-    new = await first_time_many(session, CONSUMER, list(first))
-    return [e for e in first.values() if e.id in new]
+    if not first:
+        return []
+    dialect = session.get_bind().dialect.name
+    known = set((await session.execute(
+        select(INBOX.c.event_id).where(INBOX.c.consumer == CONSUMER,
+                                       in_values(INBOX.c.event_id, first, dialect)))).scalars())
+    fresh = [e for i, e in first.items() if i not in known] if known else list(first.values())
+    now = utcnow()
+    await copy_rows(session, INBOX, INBOX_COLUMNS, [(CONSUMER, e.id, now) for e in fresh])
+    return fresh
 
 
 async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
