@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 
 from sqlalchemy import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, consumers, facts
 from services.reports.domain.counts import totals
-from services.reports.domain.stages import quarter_facts
+from services.reports.domain.stages import quarter_stages
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
@@ -119,23 +121,24 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     dialect = session.get_bind().dialect.name
     await session.execute(facts.set_freshness(dialect, horizon_qn=last))
     sites = {r.site_id: r for r in (await session.execute(select(SITE))).all()}
-    series: dict[tuple[str, str], list] = defaultdict(list)
-    rows = await session.execute(select(RECORD.c.site_id, RECORD.c.programme,
-                                        RECORD.c.applies_from, RECORD.c.reported_at,
-                                        RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id))
-    for site_id, programme, *point in rows.all():
-        series[(site_id, programme)].append(point)
+    rows = await session.execute(
+        select(RECORD.c.site_id, RECORD.c.programme, RECORD.c.applies_from,
+               RECORD.c.reported_at, RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id)
+        .order_by(RECORD.c.site_id, RECORD.c.programme))   # the facts' key order: appends
     out = []
-    for site_id, programme in sorted(series):   # key order: the primary key index appends
-        history, site = series[(site_id, programme)], sites.get(site_id)
-        if site is not None:
-            area = (site.icb_code, site.psc_code, site.region)
-            out.extend((site_id, programme, qn, tool, stage, *area) for qn, tool, stage in
-                       quarter_facts(facts.points(history), site.opened_on, site.closed_on,
-                                     horizon.first_qn, last))
+    by_area: dict[tuple[str, str, str, str], list] = defaultdict(list)
+    for (site_id, programme), history in groupby(rows, key=itemgetter(0, 1)):
+        site = sites.get(site_id)
+        if site is None:
+            continue
+        area = (site.icb_code, site.psc_code, site.region)
+        stages = quarter_stages(facts.points(r[2:] for r in history), site.opened_on,
+                                site.closed_on, horizon.first_qn, last)
+        out.extend((site_id, programme, *f, *area) for f in stages)
+        by_area[(programme, *area)].extend(stages)
     await copy_rows(session, FACT, FACT_COLUMNS, out)
     await session.execute(delete(COUNT))
-    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(f[1:] for f in out))
+    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return len(out)
 

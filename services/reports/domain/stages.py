@@ -13,6 +13,8 @@ has not closed by then (``closed_on`` is None or after the end). Only open sites
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -77,23 +79,33 @@ def quarter_ends(first: int, last: int) -> tuple[tuple[int, date], ...]:
 
 def quarter_facts(history: Sequence[StagePoint], opened_on: date | None,
                   closed_on: date | None, first: int, last: int) -> list[QuarterFact]:
-    """Facts for quarter ordinals first..last (inclusive) where the site is open and reported.
+    """Facts for quarter ordinals first..last (inclusive) where the site is open and reported."""
+    return [QuarterFact(*f) for f in quarter_stages(history, opened_on, closed_on, first, last)]
+
+
+def quarter_stages(history: Iterable[StagePoint], opened_on: date | None,
+                   closed_on: date | None, first: int, last: int
+                   ) -> list[tuple[int, str | None, int]]:
+    """``quarter_facts`` as plain (qn, tool, stage) tuples (bulk derivations make many).
 
     ``stage_at`` at every quarter end, in one sweep: sorted by precedence (``applies_from``
     first), the records in force on a day are a prefix of the history and the first record
     of the prefix's highest precedence is the one ``stage_at`` picks.
     """
-    ordered = sorted(((p.precedence, p) for p in history), key=lambda kp: kp[0])
-    facts: list[QuarterFact] = []
+    ordered = sorted(zip(map(_PRECEDENCE, history), itertools.count(), history))
+    facts: list[tuple[int, str | None, int]] = []
     i, n = 0, len(ordered)
     best: tuple | None = None
     point: StagePoint | None = None
     for qn, end in quarter_ends(first, last):
-        while i < n and ordered[i][1].applies_from <= end:
-            precedence, candidate = ordered[i]
+        while i < n and ordered[i][0][0] <= end:
+            precedence, _, candidate = ordered[i]
             if best is None or precedence > best:
                 best, point = precedence, candidate
             i += 1
         if point is not None and is_open(opened_on, closed_on, end):
-            facts.append(QuarterFact(qn, point.tool, point.stage))
+            facts.append((qn, point.tool, point.stage))
     return facts
+
+
+_PRECEDENCE = operator.attrgetter("applies_from", "reported_at", "tiebreak")

@@ -115,11 +115,9 @@ def test_count_deltas_cancel_and_cover_every_level():
 def test_count_totals_of_a_rebuild_are_hand_counted_per_level():
     from services.reports.domain.counts import totals
 
-    facts = [("p", 8091, "NEWS2", 3, "QJK", "SW", "South West"),
-             ("p", 8091, "NEWS2", 3, "QJK", "SW", "South West"),
-             ("p", 8091, None, 3, "QHL", "SW", "South West"),
-             ("p", 8092, "NEWS2", 5, "QHL", "SW", "South West"),
-             ("q", 8091, "NEWS2", 3, "QJK", "SW", "South West")]
+    facts = {("p", "QJK", "SW", "South West"): [(8091, "NEWS2", 3), (8091, "NEWS2", 3)],
+             ("p", "QHL", "SW", "South West"): [(8091, None, 3), (8092, "NEWS2", 5)],
+             ("q", "QJK", "SW", "South West"): [(8091, "NEWS2", 3)]}
     assert totals(facts) == [
         ("p", 8091, "icb", "QHL", "", 3, 1), ("p", 8091, "icb", "QJK", "NEWS2", 3, 2),
         ("p", 8091, "national", "ENG", "", 3, 1), ("p", 8091, "national", "ENG", "NEWS2", 3, 2),
