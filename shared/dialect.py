@@ -179,14 +179,27 @@ async def copy_rows(session: Any, table: Table, columns: Sequence[str],
 
     For bulk loads with no conflict handling (a duplicate key fails the transaction). On
     PostgreSQL it is asyncpg's binary COPY on the session's own connection (no SQL parameter
-    or JSON encoding at all); elsewhere a Core executemany (the column types convert values).
+    or JSON encoding at all); elsewhere one driver executemany of positional rows, each value
+    converted by its column type's bind processor (as a Core insert would, without building
+    and processing a parameter dict per row).
     """
     if not records:
         return
     core = isinstance(session, AsyncConnection)
     conn = session if core else await session.connection()
     if conn.dialect.name != "postgresql":
-        await conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+        convert = [(i, p) for i, c in enumerate(columns)
+                   if (p := table.c[c].type.bind_processor(conn.dialect)) is not None]
+        rows = []
+        for record in records:
+            row = list(record)
+            for i, process in convert:
+                row[i] = process(row[i])
+            rows.append(tuple(row))
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        await conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
+                                   rows)
         return
     raw = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
