@@ -33,6 +33,7 @@ from shared.outbox import utcnow
 CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
+LOOKUP = 10_000   # ids per inbox lookup
 INBOX_COLUMNS = ("consumer", "event_id", "processed_at")
 RECORD_COLUMNS = ("event_id", "site_id", "psc_code", "programme", "tool", "stage",
                   "applies_from", "reported_at")
@@ -88,10 +89,11 @@ async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list
         first.setdefault(e.id, e)
     if not first:
         return []
-    dialect = session.get_bind().dialect.name
-    known = set((await session.execute(
-        select(INBOX.c.event_id).where(INBOX.c.consumer == CONSUMER,
-                                       in_values(INBOX.c.event_id, first, dialect)))).scalars())
+    dialect, ids, known = session.get_bind().dialect.name, list(first), set()
+    for i in range(0, len(ids), LOOKUP):   # SQLite binds each id (default cap 32,766)
+        known.update((await session.execute(select(INBOX.c.event_id).where(
+            INBOX.c.consumer == CONSUMER,
+            in_values(INBOX.c.event_id, ids[i:i + LOOKUP], dialect)))).scalars())
     fresh = [e for i, e in first.items() if i not in known] if known else list(first.values())
     now = utcnow()
     await copy_rows(session, INBOX, INBOX_COLUMNS, [(CONSUMER, e.id, now) for e in fresh])
