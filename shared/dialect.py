@@ -200,3 +200,36 @@ def _insert_sql(table: Table, columns: tuple[str, ...], ignore: bool,
 
 def _names(columns: Iterable[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
+
+
+async def copy_rows(session: Any, table: Table, columns: Sequence[str],
+                    records: Sequence[tuple[Any, ...]]) -> None:
+    """Append plain rows (tuples in ``columns`` order) inside the session's transaction.
+
+    For bulk loads with no conflict handling (a duplicate key fails the transaction). On
+    PostgreSQL it is asyncpg's binary COPY on the session's own connection (no SQL parameter
+    or JSON encoding at all); elsewhere one driver executemany of positional rows, each value
+    converted by its column type's bind processor (as a Core insert would, without building
+    and processing a parameter dict per row).
+    """
+    if not records:
+        return
+    core = isinstance(session, AsyncConnection)
+    conn = session if core else await session.connection()
+    if conn.dialect.name != "postgresql":
+        convert = [(i, p) for i, c in enumerate(columns)
+                   if (p := table.c[c].type.bind_processor(conn.dialect)) is not None]
+        rows = []
+        for record in records:
+            row = list(record)
+            for i, process in convert:
+                row[i] = process(row[i])
+            rows.append(tuple(row))
+        marks = ", ".join("?" for _ in columns)
+        sql = f'INSERT INTO "{table.name}" ({_names(columns)}) VALUES ({marks})'
+        await conn.exec_driver_sql(sql, rows)
+        return
+    raw = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")   # SQLAlchemy begins its transaction lazily
+    await raw.copy_records_to_table(table.name, columns=list(columns), records=records)

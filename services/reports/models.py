@@ -52,8 +52,7 @@ class StageFact(SQLModel, table=True):
     """
 
     __tablename__ = "reports_stage_fact"
-    __table_args__ = (Index("ix_reports_stage_fact_cover", "programme", "qn", "stage", "tool",
-                            "icb_code", "psc_code", "region", "site_id"),)
+    __table_args__ = (Index("ix_reports_stage_fact_quarter", "programme", "qn", "stage"),)
 
     site_id: str = Field(primary_key=True, max_length=32)
     programme: str = Field(primary_key=True)

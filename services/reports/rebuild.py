@@ -11,26 +11,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, consumers, facts
-from services.reports.domain.adoption import NATIONAL
-from services.reports.domain.counts import LEVEL_COLUMNS
-from services.reports.domain.stages import quarter_facts
+from services.reports.domain.counts import totals
+from services.reports.domain.stages import quarter_stages
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import insert_rows
+from shared.dialect import copy_rows, in_values
 from shared.events import Envelope, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
-from shared.inbox import first_time_many
+from shared.inbox import INBOX
+from shared.outbox import utcnow
 
 CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
+LOOKUP = 10_000   # ids per inbox lookup
+INBOX_COLUMNS = ("consumer", "event_id", "processed_at")
+RECORD_COLUMNS = ("event_id", "site_id", "psc_code", "programme", "tool", "stage",
+                  "applies_from", "reported_at")
+FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_code", "region")
 
 
 def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:
@@ -68,26 +75,45 @@ async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: 
 
 
 async def _first_times(session: AsyncSession, envelopes: list[Envelope]) -> list[Envelope]:
-    """Each envelope not applied before, once (the live consumer's inbox, so a rebuilt
-    database keeps consuming where it left off)."""
+    """Each envelope not applied before, once, recorded in the live consumer's inbox (so a
+    rebuilt database keeps consuming where it left off).
+
+    A replay fills a database no live consumer writes, so rather than ``first_time_many``'s
+    ``ON CONFLICT DO NOTHING RETURNING`` (every id sent as JSON and sent back) it looks up the
+    few known ids and appends the new rows (COPY on PostgreSQL). Were another writer to add
+    one of these ids meanwhile, the append would fail the transaction on the inbox key:
+    nothing is ever applied twice.
+    """
     first: dict = {}
     for e in envelopes:
         first.setdefault(e.id, e)
-    new = await first_time_many(session, CONSUMER, list(first))
-    return [e for e in first.values() if e.id in new]
+    if not first:
+        return []
+    dialect, ids, known = session.get_bind().dialect.name, list(first), set()
+    for i in range(0, len(ids), LOOKUP):   # SQLite binds each id (default cap 32,766)
+        known.update((await session.execute(select(INBOX.c.event_id).where(
+            INBOX.c.consumer == CONSUMER,
+            in_values(INBOX.c.event_id, ids[i:i + LOOKUP], dialect)))).scalars())
+    fresh = [e for i, e in first.items() if i not in known] if known else list(first.values())
+    now = utcnow()
+    await copy_rows(session, INBOX, INBOX_COLUMNS, [(CONSUMER, e.id, now) for e in fresh])
+    return fresh
 
 
 async def _insert_records(session: AsyncSession, envelopes: list[Envelope]) -> None:
-    if not envelopes:
-        return
+    """Append the stage records of events new to the inbox.
+
+    Every writer of ``reports_stage_record`` writes the event's inbox row (this consumer's) in
+    the same transaction, so an event new to the inbox has no record yet: a plain bulk append
+    (COPY on PostgreSQL), no conflict handling. A duplicate would fail the transaction loudly.
+    """
     rows = []
     for envelope in envelopes:
         e = parse(envelope)
         assert isinstance(e, StageChanged)
-        rows.append({"event_id": str(envelope.id), "site_id": e.site_id, "psc_code": e.psc_code,
-                     "programme": e.programme, "tool": e.to_tool, "stage": e.to_stage,
-                     "applies_from": e.applies_from, "reported_at": e.reported_at})
-    await insert_rows(session, RECORD, rows, ignore_conflicts=True)
+        rows.append((str(envelope.id), e.site_id, e.psc_code, e.programme, e.to_tool,
+                     e.to_stage, e.applies_from, e.reported_at))
+    await copy_rows(session, RECORD, RECORD_COLUMNS, rows)
 
 
 async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
@@ -97,38 +123,26 @@ async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
     dialect = session.get_bind().dialect.name
     await session.execute(facts.set_freshness(dialect, horizon_qn=last))
     sites = {r.site_id: r for r in (await session.execute(select(SITE))).all()}
-    series: dict[tuple[str, str], list] = defaultdict(list)
-    rows = await session.execute(select(RECORD.c.site_id, RECORD.c.programme,
-                                        RECORD.c.applies_from, RECORD.c.reported_at,
-                                        RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id))
-    for site_id, programme, *point in rows.all():
-        series[(site_id, programme)].append(point)
+    rows = await session.execute(
+        select(RECORD.c.site_id, RECORD.c.programme, RECORD.c.applies_from,
+               RECORD.c.reported_at, RECORD.c.tool, RECORD.c.stage, RECORD.c.event_id)
+        .order_by(RECORD.c.site_id, RECORD.c.programme))   # the facts' key order: appends
     out = []
-    for (site_id, programme), history in series.items():
+    by_area: dict[tuple[str, str, str, str], list] = defaultdict(list)
+    for (site_id, programme), history in groupby(rows, key=itemgetter(0, 1)):
         site = sites.get(site_id)
-        if site is not None:
-            out.extend(facts.fact_row(site, programme, f) for f in quarter_facts(
-                facts.points(history), site.opened_on, site.closed_on, horizon.first_qn, last))
-    for start in range(0, len(out), 5000):
-        await insert_rows(session, FACT, out[start:start + 5000])
-    await derive_counts(session)
+        if site is None:
+            continue
+        area = (site.icb_code, site.psc_code, site.region)
+        stages = quarter_stages(facts.points(r[2:] for r in history), site.opened_on,
+                                site.closed_on, horizon.first_qn, last)
+        out.extend((site_id, programme, *f, *area) for f in stages)
+        by_area[(programme, *area)].extend(stages)
+    await copy_rows(session, FACT, FACT_COLUMNS, out)
+    await session.execute(delete(COUNT))
+    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return len(out)
-
-
-async def derive_counts(session: AsyncSession) -> None:
-    """Recount ``reports_stage_count`` from the facts, one GROUP BY per level."""
-    await session.execute(delete(COUNT))
-    for level, column in LEVEL_COLUMNS:
-        code = literal(NATIONAL) if column is None else FACT.c[column]
-        tool = func.coalesce(FACT.c.tool, "")
-        grouped = (select(FACT.c.programme, FACT.c.qn, literal(level), code, tool, FACT.c.stage,
-                          func.count())
-                   .group_by(FACT.c.programme, FACT.c.qn, code, tool, FACT.c.stage))
-        await session.execute(insert(COUNT).from_select(COUNT_KEY + ["sites"], grouped))
-
-
-
 
 
 async def rebuild_from_history(db: Database, horizon: Horizon) -> int:

@@ -29,3 +29,18 @@ def deltas(programme: str, removed: Iterable[Mapping[str, Any]],
     return [{"programme": programme, "qn": qn, "level": level, "code": code, "tool": tool,
              "stage": stage, "sites": n}
             for (qn, level, code, tool, stage), n in sorted(net.items()) if n]
+
+
+def totals(facts: Mapping[tuple[str, str, str, str], Iterable[tuple[int, str | None, int]]]
+           ) -> list[tuple[str, int, str, str, str, int, int]]:
+    """Counter rows (programme, qn, level, code, tool, stage, sites) counting these facts: a
+    GROUP BY of the facts at every level. Facts come grouped by (programme, icb_code,
+    psc_code, region), each as (qn, tool, stage), so they are counted per area first (far
+    fewer keys than facts) and only those counts are rolled up to the four levels."""
+    net: Counter[tuple[str, int, str, str, str, int]] = Counter()
+    for (programme, icb, psc, region), quarters in facts.items():
+        for (qn, tool, stage), n in Counter(quarters).items():
+            for level, code in (("national", NATIONAL), ("region", region), ("psc", psc),
+                                ("icb", icb)):
+                net[(programme, qn, level, code, tool or "", stage)] += n
+    return [(*key, n) for key, n in sorted(net.items())]

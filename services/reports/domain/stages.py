@@ -12,9 +12,13 @@ has not closed by then (``closed_on`` is None or after the end). Only open sites
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from shared.quarters import Quarter
 
@@ -38,8 +42,7 @@ class StagePoint:
         return (self.applies_from, self.reported_at, self.tiebreak)
 
 
-@dataclass(frozen=True)
-class QuarterFact:
+class QuarterFact(NamedTuple):
     """The stage (and tool) in force for a site and programme at one quarter's end."""
 
     qn: int
@@ -68,16 +71,41 @@ def is_open(opened_on: date | None, closed_on: date | None, day: date) -> bool:
     return (opened_on is None or opened_on <= day) and (closed_on is None or closed_on > day)
 
 
+@functools.lru_cache(maxsize=32)
+def quarter_ends(first: int, last: int) -> tuple[tuple[int, date], ...]:
+    """(ordinal, last day) of each quarter first..last (inclusive)."""
+    return tuple((qn, from_ordinal(qn).end) for qn in range(first, last + 1))
+
+
 def quarter_facts(history: Sequence[StagePoint], opened_on: date | None,
                   closed_on: date | None, first: int, last: int) -> list[QuarterFact]:
     """Facts for quarter ordinals first..last (inclusive) where the site is open and reported."""
-    ordered = sorted(history, key=lambda p: p.precedence)
-    facts = []
-    for qn in range(first, last + 1):
-        end = from_ordinal(qn).end
-        if not is_open(opened_on, closed_on, end):
-            continue
-        point = stage_at(ordered, end)
-        if point is not None:
-            facts.append(QuarterFact(qn, point.tool, point.stage))
+    return [QuarterFact(*f) for f in quarter_stages(history, opened_on, closed_on, first, last)]
+
+
+def quarter_stages(history: Iterable[StagePoint], opened_on: date | None,
+                   closed_on: date | None, first: int, last: int
+                   ) -> list[tuple[int, str | None, int]]:
+    """``quarter_facts`` as plain (qn, tool, stage) tuples (bulk derivations make many).
+
+    ``stage_at`` at every quarter end, in one sweep: sorted by precedence (``applies_from``
+    first), the records in force on a day are a prefix of the history and the first record
+    of the prefix's highest precedence is the one ``stage_at`` picks.
+    """
+    ordered = sorted(zip(map(_PRECEDENCE, history), itertools.count(), history))
+    facts: list[tuple[int, str | None, int]] = []
+    i, n = 0, len(ordered)
+    best: tuple | None = None
+    point: StagePoint | None = None
+    for qn, end in quarter_ends(first, last):
+        while i < n and ordered[i][0][0] <= end:
+            precedence, _, candidate = ordered[i]
+            if best is None or precedence > best:
+                best, point = precedence, candidate
+            i += 1
+        if point is not None and is_open(opened_on, closed_on, end):
+            facts.append((qn, point.tool, point.stage))
     return facts
+
+
+_PRECEDENCE = operator.attrgetter("applies_from", "reported_at", "tiebreak")

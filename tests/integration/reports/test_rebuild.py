@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import date
 
 import pytest
 from sqlalchemy import delete, select
@@ -12,9 +14,9 @@ from services.reports.facts import FACT, Horizon
 from shared.bus.base import Record
 from shared.bus.memory import MemoryBus
 from shared.db import Database
-from shared.events import encode
+from shared.events import encode, parse
 from shared.migrations import upgrade
-from tests.integration.reports.support import CLOCK, FIRST, deliver, reports_runtime
+from tests.integration.reports.support import CLOCK, FIRST, deliver, reports_runtime, stage
 from tests.integration.reports.test_api import EVENTS, TOPIC
 
 pytestmark = pytest.mark.integration
@@ -55,3 +57,22 @@ async def test_replay_from_the_bus_into_a_fresh_database_equals_the_live_views(t
     assert await facts(fresh) == await facts(live.db)
     await fresh.dispose()
     await live.db.dispose()
+
+
+@pytest.mark.parametrize("change", [{"schemaversion": 2}, {"data": {"to_stage": 8}},
+                                    {"data": {"submission_id": "not a uuid"}}])
+async def test_replay_refuses_a_stage_event_parse_refuses(tmp_path, change):
+    """Stage events are validated as a batch; each is refused exactly when ``parse`` is."""
+    rt = reports_runtime(tmp_path)
+    await upgrade(rt.db, rt.migrations)
+    good = stage("1-1", 3, date(2022, 5, 1))
+    bad = good.model_copy(update={**change, "id": uuid.uuid4(),
+                                  "data": {**good.data, **change.get("data", {})}})
+    with pytest.raises(ValueError) as expected:
+        parse(bad)
+    with pytest.raises(type(expected.value)):
+        async with rt.db.transaction() as s:
+            await rebuild.replay(s, [good, bad], HORIZON)
+    async with rt.db.transaction() as s:
+        assert await rebuild.replay(s, [good], HORIZON) == 1
+    await rt.db.dispose()

@@ -110,3 +110,22 @@ def test_count_deltas_cancel_and_cover_every_level():
         ("region", "South West", 3, -1), ("region", "South West", 5, 1),
         ("psc", "SW", 3, -1), ("psc", "SW", 5, 1), ("icb", "QJK", 3, -1), ("icb", "QJK", 5, 1)}
     assert deltas("p", [], [{**old, "tool": None}])[0]["tool"] == ""
+
+
+def test_count_totals_of_a_rebuild_are_hand_counted_per_level():
+    from services.reports.domain.counts import totals
+
+    facts = {("p", "QJK", "SW", "South West"): [(8091, "NEWS2", 3), (8091, "NEWS2", 3)],
+             ("p", "QHL", "SW", "South West"): [(8091, None, 3), (8092, "NEWS2", 5)],
+             ("q", "QJK", "SW", "South West"): [(8091, "NEWS2", 3)]}
+    assert totals(facts) == [
+        ("p", 8091, "icb", "QHL", "", 3, 1), ("p", 8091, "icb", "QJK", "NEWS2", 3, 2),
+        ("p", 8091, "national", "ENG", "", 3, 1), ("p", 8091, "national", "ENG", "NEWS2", 3, 2),
+        ("p", 8091, "psc", "SW", "", 3, 1), ("p", 8091, "psc", "SW", "NEWS2", 3, 2),
+        ("p", 8091, "region", "South West", "", 3, 1),
+        ("p", 8091, "region", "South West", "NEWS2", 3, 2),
+        ("p", 8092, "icb", "QHL", "NEWS2", 5, 1), ("p", 8092, "national", "ENG", "NEWS2", 5, 1),
+        ("p", 8092, "psc", "SW", "NEWS2", 5, 1), ("p", 8092, "region", "South West", "NEWS2", 5, 1),
+        ("q", 8091, "icb", "QJK", "NEWS2", 3, 1), ("q", 8091, "national", "ENG", "NEWS2", 3, 1),
+        ("q", 8091, "psc", "SW", "NEWS2", 3, 1),
+        ("q", 8091, "region", "South West", "NEWS2", 3, 1)]

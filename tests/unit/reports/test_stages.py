@@ -3,6 +3,8 @@
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.reports.domain.stages import (
     QuarterFact,
@@ -103,3 +105,20 @@ def test_quarter_facts_start_when_the_site_opens():
 def test_stage_outside_range_is_refused():
     with pytest.raises(ValueError):
         p("2022-01-01", 8)
+
+
+POINTS = st.builds(p, st.sampled_from(["2021-12-31", "2022-01-01", "2022-05-01", "2022-09-30",
+                                       "2023-02-11", "2023-06-30"]),
+                   st.integers(0, 7), st.sampled_from([None, "NEWS2", "Soft"]),
+                   st.sampled_from(["2022-06-01", "2023-01-10"]), st.sampled_from(["", "a", "b"]))
+DAYS = st.none() | st.dates(date(2021, 6, 1), date(2023, 12, 31))
+
+
+@given(history=st.lists(POINTS, max_size=8), opened=DAYS, closed=DAYS)
+def test_quarter_facts_are_stage_at_each_open_quarter_end(history, opened, closed):
+    """The one-sweep derivation picks what ``stage_at`` picks, full ties included."""
+    first = ordinal(Quarter(2021, 3))
+    want = [QuarterFact(qn, point.tool, point.stage) for qn in range(first, first + 10)
+            if is_open(opened, closed, from_ordinal(qn).end)
+            and (point := stage_at(history, from_ordinal(qn).end)) is not None]
+    assert quarter_facts(history, opened, closed, first, first + 9) == want
