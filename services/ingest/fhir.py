@@ -27,7 +27,7 @@ from services.ingest.schemas import ObservationSetIn
 from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import Principal
 
-_OBS = TypeAdapter(Observation)
+_OBS = Observation.__pydantic_validator__  # the model's own validator, without the wrapper
 _SET = TypeAdapter(ObservationSetIn)
 
 
@@ -55,6 +55,10 @@ class Source:
     site_extension: str
     patients: dict[str, Patient]
     organizations: dict[str, Organization]
+    # subject (reference, identifier system, identifier value) -> (NHS number, local id), or
+    # (None, None) when it names no resident: a resident's Observations share one subject.
+    residents: dict[tuple[str | None, ...], tuple[str | None, str | None]] = field(
+        default_factory=dict)
 
 
 def map_entries(resources: list[tuple[int, str, dict[str, Any]]], src: Source) -> Mapped:
@@ -144,25 +148,34 @@ def _set_id(keys: list[str | None]) -> str | None:
 def _resident(obs: Observation, at: str, src: Source
               ) -> tuple[tuple[str | None, str | None], Problem | None]:
     ref = obs.subject
-    path = f"{at}.subject"
     if ref is None:
-        return (None, None), Problem(path, "subject (the resident) is required")
+        return (None, None), Problem(f"{at}.subject", "subject (the resident) is required")
+    ident = ref.identifier
+    key = (ref.reference, ident.system, ident.value) if ident else (ref.reference,)
+    found = src.residents.get(key)
+    if found is None:
+        found = src.residents[key] = _resident_of(ref, src)
+    if found == (None, None):
+        return found, Problem(f"{at}.subject", "needs an NHS number identifier, a local "
+                                               "identifier or a Patient/<id> reference")
+    return found, None
+
+
+def _resident_of(ref: Reference, src: Source) -> tuple[str | None, str | None]:
+    """(NHS number, None), (None, local id), or (None, None) when ``ref`` names neither."""
     idents = [ref.identifier] if ref.identifier else []
     patient = src.patients.get(ref.reference or "")
     idents += patient.identifier if patient else []
     nhs = next((i.value for i in idents if i.system == codes.NHS_NUMBER_SYSTEM and i.value), None)
     if nhs is not None:
         try:  # one spelling, so "943 476 5919" and "9434765919" group together
-            return (normalise(nhs), None), None
+            return normalise(nhs), None
         except InvalidNhsNumber:
-            return (nhs, None), None  # refused with the reason when the set is prepared
+            return nhs, None  # refused with the reason when the set is prepared
     local = next((i.value for i in idents if i.value), None)
     if local is None and ref.reference and not ref.reference.startswith("urn:"):
         local = ref.reference.rsplit("/", 1)[-1]
-    if local is None:
-        return (None, None), Problem(path, "needs an NHS number identifier, a local identifier "
-                                           "or a Patient/<id> reference")
-    return (None, local), None
+    return None, local
 
 
 def _site(obs: Observation, at: str, src: Source) -> tuple[str | None, Problem | None]:

@@ -57,9 +57,7 @@ def read_values(obs: Observation, at: str) -> Reading:
         else:
             out.values["on_oxygen"] = (found, f"{at}.code")
         return out
-    reader = {"bp_panel": _panel, "consciousness": _acvpu,
-              "client_news2_total": _total}.get(kind, _quantity)
-    reader(obs, at, kind, out)
+    _READERS.get(kind, _quantity)(obs, at, kind, out)
     return out
 
 
@@ -127,6 +125,9 @@ def _total(obs: Observation, at: str, kind: str, out: Reading) -> None:
         out.notes.append(Problem(f"{at}.value[x]", "NEWS2 total has no integer value; ignored"))
     else:
         out.values[kind] = (value, f"{at}.value[x]")
+
+
+_READERS = {"bp_panel": _panel, "consciousness": _acvpu, "client_news2_total": _total}
 
 
 def taken_at(obs: Observation, at: str) -> tuple[datetime | None, Problem | None]:
