@@ -139,8 +139,9 @@ def bundle_response(kind: str, mapped: Mapped, kinds: list[Any],
     """
     entries: list[dict[str, Any] | None] = [None] * len(kinds)
     for group, result in zip(mapped.groups, outcomes, strict=True):
+        location = f"observation-sets/{result.id}"  # one set, seven entries: named once
         for index in group.entries:
-            entries[index] = _grouped(group, result, mapped.notes.get(index, []))
+            entries[index] = _grouped(group, result, mapped.notes.get(index, []), location)
     for index, problems in mapped.errors.items():
         if entries[index] is None:
             entries[index] = _entry(422, [problem_issue(p) for p in problems])
@@ -153,12 +154,13 @@ def bundle_response(kind: str, mapped: Mapped, kinds: list[Any],
             "entry": [_other(k) if e is None else e for e, k in zip(entries, kinds, strict=True)]}
 
 
-def _grouped(group: Group, result: Outcome, notes: list[Problem]) -> dict[str, Any]:
+def _grouped(group: Group, result: Outcome, notes: list[Problem], location: str
+             ) -> dict[str, Any]:
     warnings = [problem_issue(p, "warning", "informational") for p in notes]
     if result.kind == "rejected":
         return _entry(result.status, set_issues(group, result) + warnings)
     entry = _entry(result.status, warnings or None)
-    entry["response"]["location"] = f"observation-sets/{result.id}"
+    entry["response"]["location"] = location
     return entry
 
 
