@@ -27,7 +27,7 @@ from services.ingest.schemas import ObservationSetIn
 from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import Principal
 
-_OBS = TypeAdapter(Observation)
+_OBS = Observation.__pydantic_validator__  # the model's own validator, without the wrapper
 _SET = TypeAdapter(ObservationSetIn)
 
 
@@ -35,9 +35,18 @@ _SET = TypeAdapter(ObservationSetIn)
 class Group:
     entries: list[int] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
-    paths: dict[str, list[str]] = field(default_factory=dict)  # set field -> FHIR elements
+    value_paths: dict[str, list[str]] = field(default_factory=dict)  # value -> FHIR elements
+    ats: list[str] = field(default_factory=list)  # each Observation's path, in entry order
     keys: list[str | None] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def paths(self) -> dict[str, list[str]]:
+        """Set field -> the FHIR elements that gave it (built when an answer names them)."""
+        return {**self.value_paths,
+                "taken_at": [f"{at}.effective[x]" for at in self.ats],
+                "nhs_number": [f"{at}.subject" for at in self.ats],
+                "site_id": [f"{at}.performer" for at in self.ats]}
 
 
 @dataclass
@@ -55,6 +64,10 @@ class Source:
     site_extension: str
     patients: dict[str, Patient]
     organizations: dict[str, Organization]
+    # subject (reference, identifier system, identifier value) -> (NHS number, local id), or
+    # (None, None) when it names no resident: a resident's Observations share one subject.
+    residents: dict[tuple[str | None, ...], tuple[str | None, str | None]] = field(
+        default_factory=dict)
 
 
 def map_entries(resources: list[tuple[int, str, dict[str, Any]]], src: Source) -> Mapped:
@@ -67,7 +80,10 @@ def map_entries(resources: list[tuple[int, str, dict[str, Any]]], src: Source) -
         found = _read(index, at, raw, src, mapped)
         if found is not None:
             key, obs, reading = found
-            _merge(groups.setdefault(key, Group()), index, obs, reading)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Group()
+            _merge(group, index, obs, reading)
     for key, group in groups.items():
         group.fields.update(nhs_number=key[0], local_id=key[1], site_id=key[2],
                             taken_at=key[3], source_platform=src.principal.sub)
@@ -93,10 +109,9 @@ def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
     resident, who = _resident(obs, at, src)
     site, where = _site(obs, at, src)
     when, bad_time = taken_at(obs, at)
-    errors = reading.errors + [p for p in (who, where, bad_time) if p]
     mapped.notes[index] = reading.notes
-    if errors:
-        mapped.errors[index] = errors
+    if reading.errors or who or where or bad_time:
+        mapped.errors[index] = reading.errors + [p for p in (who, where, bad_time) if p]
         return None
     if not reading.values:
         return None
@@ -114,23 +129,26 @@ def _merge(group: Group, index: int, obs: Observation, found: Any) -> None:
     reading, at = found
     group.entries.append(index)
     group.keys.append(_obs_key(obs))
+    fields, value_paths = group.fields, group.value_paths
     for name, (value, path) in reading.values.items():
-        if name in group.fields and group.fields[name] != value:
+        if name in fields and fields[name] != value:
             group.errors.append({"field": name, "value": str(value), "expression": [path],
-                                 "reason": f"conflicts with {group.fields[name]} given by "
-                                           f"{group.paths[name][0]} for the same time"})
+                                 "reason": f"conflicts with {fields[name]} given by "
+                                           f"{value_paths[name][0]} for the same time"})
             continue
-        group.fields[name] = value
-        group.paths.setdefault(name, []).append(path)
-    group.paths.setdefault("taken_at", []).append(f"{at}.effective[x]")
-    group.paths.setdefault("nhs_number", []).append(f"{at}.subject")
-    group.paths.setdefault("site_id", []).append(f"{at}.performer")
+        fields[name] = value
+        paths = value_paths.get(name)
+        if paths is None:
+            value_paths[name] = [path]
+        else:
+            paths.append(path)
+    group.ats.append(at)
 
 
 def _obs_key(obs: Observation) -> str | None:
-    ident = next((i for i in obs.identifier if i.value), None)
-    if ident is not None:
-        return f"{ident.system or ''}|{ident.value}"
+    for ident in obs.identifier:
+        if ident.value:
+            return f"{ident.system or ''}|{ident.value}"
     return f"id|{obs.id}" if obs.id else None
 
 
@@ -144,25 +162,34 @@ def _set_id(keys: list[str | None]) -> str | None:
 def _resident(obs: Observation, at: str, src: Source
               ) -> tuple[tuple[str | None, str | None], Problem | None]:
     ref = obs.subject
-    path = f"{at}.subject"
     if ref is None:
-        return (None, None), Problem(path, "subject (the resident) is required")
+        return (None, None), Problem(f"{at}.subject", "subject (the resident) is required")
+    ident = ref.identifier
+    key = (ref.reference, ident.system, ident.value) if ident else (ref.reference,)
+    found = src.residents.get(key)
+    if found is None:
+        found = src.residents[key] = _resident_of(ref, src)
+    if found == (None, None):
+        return found, Problem(f"{at}.subject", "needs an NHS number identifier, a local "
+                                               "identifier or a Patient/<id> reference")
+    return found, None
+
+
+def _resident_of(ref: Reference, src: Source) -> tuple[str | None, str | None]:
+    """(NHS number, None), (None, local id), or (None, None) when ``ref`` names neither."""
     idents = [ref.identifier] if ref.identifier else []
     patient = src.patients.get(ref.reference or "")
     idents += patient.identifier if patient else []
     nhs = next((i.value for i in idents if i.system == codes.NHS_NUMBER_SYSTEM and i.value), None)
     if nhs is not None:
         try:  # one spelling, so "943 476 5919" and "9434765919" group together
-            return (normalise(nhs), None), None
+            return normalise(nhs), None
         except InvalidNhsNumber:
-            return (nhs, None), None  # refused with the reason when the set is prepared
+            return nhs, None  # refused with the reason when the set is prepared
     local = next((i.value for i in idents if i.value), None)
     if local is None and ref.reference and not ref.reference.startswith("urn:"):
         local = ref.reference.rsplit("/", 1)[-1]
-    if local is None:
-        return (None, None), Problem(path, "needs an NHS number identifier, a local identifier "
-                                           "or a Patient/<id> reference")
-    return (None, local), None
+    return None, local
 
 
 def _site(obs: Observation, at: str, src: Source) -> tuple[str | None, Problem | None]:

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from services.ingest import fhir_outcome as oo
@@ -40,7 +40,7 @@ def router(runtime: IngestRuntime) -> APIRouter:
     @api.post("/Observation", response_class=JSONResponse, status_code=201)
     async def post_observation(request: Request,
                                principal: Annotated[Principal, Depends(require(Role.PLATFORM))],
-                               idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                               idempotency_key: IdempotencyKey = None) -> Response:
         """One vital-sign Observation; becomes a one-parameter observation set."""
         try:
             doc = await _json(request)
@@ -62,7 +62,7 @@ def router(runtime: IngestRuntime) -> APIRouter:
     @api.post("", response_class=JSONResponse)
     async def post_bundle(request: Request,
                           principal: Annotated[Principal, Depends(require(Role.PLATFORM))],
-                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                          idempotency_key: IdempotencyKey = None) -> Response:
         """A Bundle of Observations; those of one resident at one time become one set."""
         try:
             doc = await _json(request)
@@ -92,7 +92,7 @@ def _respond(kind: str, mapped: Mapped, kinds: list[Any], outcomes: list[Outcome
     return 200, body
 
 
-def _rejected(problem: Problem) -> JSONResponse:
+def _rejected(problem: Problem) -> Response:
     issues = oo.error_issues(problem.status, str(problem), problem.errors)
     return _fhir(problem.status, oo.outcome(issues), problem.headers)
 
@@ -156,6 +156,9 @@ def _entries(bundle: Bundle, principal: Principal, site_extension: str
     return resources, Source(principal, site_extension, patients, orgs)
 
 
-def _fhir(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(json.loads(json.dumps(body, default=str)), status_code=status,
-                        media_type=FHIR_JSON, headers=headers)
+def _fhir(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """``body`` as ``JSONResponse`` would write it, values it cannot hold as their ``str``;
+    encoded once (not dumped, re-read and dumped again)."""
+    content = json.dumps(body, default=str, ensure_ascii=False, allow_nan=False,
+                         separators=(",", ":")).encode()
+    return Response(content, status_code=status, media_type=FHIR_JSON, headers=headers)

@@ -50,10 +50,18 @@ SCORED_STATUSES = frozenset({"final", "amended", "corrected"})
 NEVER_SCORED = frozenset({"cancelled", "entered-in-error"})
 
 
+# (system, code) -> parameter, the first parameter in PARAMETER_CODES order naming it.
+_PARAMETER_OF: dict[tuple[str, str], str] = {}
+for _name, _systems in PARAMETER_CODES.items():
+    for _system, _codes in _systems.items():
+        for _code in _codes:
+            _PARAMETER_OF.setdefault((_system, _code), _name)
+
+
 def parameter_of(codings: list[tuple[str | None, str | None]]) -> str | None:
     """Which parameter a code's codings name (first match wins)."""
     for system, code in codings:
-        for name, systems in PARAMETER_CODES.items():
-            if code in systems.get(system or "", ()):
-                return name
+        name = _PARAMETER_OF.get((system or "", code))  # type: ignore[arg-type]
+        if name is not None:
+            return name
     return None

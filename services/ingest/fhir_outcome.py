@@ -131,26 +131,36 @@ def single(mapped: Mapped, outcomes: list[Outcome]) -> tuple[int, Any]:
 
 def bundle_response(kind: str, mapped: Mapped, kinds: list[Any],
                     outcomes: list[Outcome]) -> dict[str, Any]:
-    """One ``response`` per entry, in entry order."""
-    entries: list[dict[str, Any]] = [_other(k) for k in kinds]
-    for index, problems in mapped.notes.items():
-        entries[index] = _entry(200, [problem_issue(p, "warning", "informational")
-                                      for p in problems] or None)
-    for index, problems in mapped.errors.items():
-        entries[index] = _entry(422, [problem_issue(p) for p in problems])
+    """One ``response`` per entry, in entry order.
+
+    Each entry is built once, by the first that applies: its set's outcome, else its errors,
+    else its notes, else its kind (a Patient or Organization read for references, or a
+    resource type that is not accepted).
+    """
+    entries: list[dict[str, Any] | None] = [None] * len(kinds)
     for group, result in zip(mapped.groups, outcomes, strict=True):
+        location = f"observation-sets/{result.id}"  # one set, seven entries: named once
         for index in group.entries:
-            entries[index] = _grouped(group, result, mapped.notes.get(index, []))
+            entries[index] = _grouped(group, result, mapped.notes.get(index, []), location)
+    for index, problems in mapped.errors.items():
+        if entries[index] is None:
+            entries[index] = _entry(422, [problem_issue(p) for p in problems])
+    for index, problems in mapped.notes.items():
+        if entries[index] is None:
+            entries[index] = _entry(200, [problem_issue(p, "warning", "informational")
+                                          for p in problems] or None)
     kind_out = "transaction-response" if kind == "transaction" else "batch-response"
-    return {"resourceType": "Bundle", "type": kind_out, "entry": entries}
+    return {"resourceType": "Bundle", "type": kind_out,
+            "entry": [_other(k) if e is None else e for e, k in zip(entries, kinds, strict=True)]}
 
 
-def _grouped(group: Group, result: Outcome, notes: list[Problem]) -> dict[str, Any]:
+def _grouped(group: Group, result: Outcome, notes: list[Problem], location: str
+             ) -> dict[str, Any]:
     warnings = [problem_issue(p, "warning", "informational") for p in notes]
     if result.kind == "rejected":
         return _entry(result.status, set_issues(group, result) + warnings)
     entry = _entry(result.status, warnings or None)
-    entry["response"]["location"] = f"observation-sets/{result.id}"
+    entry["response"]["location"] = location
     return entry
 
 

@@ -57,9 +57,7 @@ def read_values(obs: Observation, at: str) -> Reading:
         else:
             out.values["on_oxygen"] = (found, f"{at}.code")
         return out
-    reader = {"bp_panel": _panel, "consciousness": _acvpu,
-              "client_news2_total": _total}.get(kind, _quantity)
-    reader(obs, at, kind, out)
+    _READERS.get(kind, _quantity)(obs, at, kind, out)
     return out
 
 
@@ -129,32 +127,36 @@ def _total(obs: Observation, at: str, kind: str, out: Reading) -> None:
         out.values[kind] = (value, f"{at}.value[x]")
 
 
+_READERS = {"bp_panel": _panel, "consciousness": _acvpu, "client_news2_total": _total}
+
+
 def taken_at(obs: Observation, at: str) -> tuple[datetime | None, Problem | None]:
     """When it was taken, from effective[x]; a time needs a zone, a date means London midnight."""
-    raw, path = _effective(obs, at)
+    raw, element = _effective(obs)
     if raw is None:
         return None, Problem(f"{at}.effective[x]", "effectiveDateTime is required")
     if len(raw) == 10:
         day = date.fromisoformat(raw)
         return datetime(day.year, day.month, day.day, tzinfo=LONDON), None
     if len(raw) < 10:
-        return None, Problem(path, "must give at least a full date", raw)
+        return None, Problem(f"{at}.{element}", "must give at least a full date", raw)
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        return None, Problem(path, "not a valid FHIR dateTime", raw)
+        return None, Problem(f"{at}.{element}", "not a valid FHIR dateTime", raw)
     if when.tzinfo is None:
-        return None, Problem(path, "a time must carry a time zone", raw)
+        return None, Problem(f"{at}.{element}", "a time must carry a time zone", raw)
     return when, None
 
 
-def _effective(obs: Observation, at: str) -> tuple[str | None, str]:
+def _effective(obs: Observation) -> tuple[str | None, str]:
+    """The time given and its element (the path is only built for an answer naming it)."""
     if obs.effectiveDateTime:
-        return obs.effectiveDateTime, f"{at}.effectiveDateTime"
+        return obs.effectiveDateTime, "effectiveDateTime"
     if obs.effectiveInstant:
-        return obs.effectiveInstant, f"{at}.effectiveInstant"
+        return obs.effectiveInstant, "effectiveInstant"
     start = obs.effectivePeriod.start if obs.effectivePeriod else None
-    return start, f"{at}.effectivePeriod.start"
+    return start, "effectivePeriod.start"
 
 
 def reference_key(ref: Reference | None) -> str | None:

@@ -8,6 +8,7 @@ single set or a FHIR transaction that failed), which rolls everything back, clai
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from shared.auth import Principal
 from shared.runtime import Runtime
 from shared.settings import IngestSettings
 
+_collected = False  # whether a start in this process ran the full collection before freezing
 Respond = Callable[[list[Outcome]], tuple[int, Any]]
 Item = ObservationSetIn | Rejected
 Clock = Callable[[], datetime]
@@ -42,6 +44,29 @@ class IngestRuntime(Runtime):
         self.pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
         self.sites = SiteCache(self.settings.site_cache_seconds)
         self.group_commit = GroupCommit(self)
+
+    async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
+        """Start, then move what start-up built out of the cyclic collector's way.
+
+        A request keeps its parsed body (thousands of containers for a Bundle or a batch)
+        alive across young collections, so they reach the oldest generation and trigger full
+        collections, each of which walked every module, schema and table object of the
+        process: measured under the FHIR benchmark, 12 full collections cost 0.90 CPU s of
+        the API's 5.1 s (about 130 us a set). Frozen, those objects are skipped: 15 full
+        collections cost 0.16 s. Reference counting still frees them; ``stop`` unfreezes
+        them. The first start in a process collects first, so start-up garbage (migrations)
+        is not kept; later ones (tests start many runtimes) skip that pause.
+        """
+        global _collected
+        await super().start(relay=relay, consumers=consumers)
+        if not _collected:
+            gc.collect()
+            _collected = True
+        gc.freeze()
+
+    async def stop(self) -> None:
+        gc.unfreeze()
+        await super().stop()
 
     async def intake(self, principal: Principal, items: Sequence[ObservationSetIn | Rejected],
                      respond: Respond, *, idempotency_key: str | None = None,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 
 import pytest
 
+from services.ingest.bootstrap import bootstrap
 from shared.auth import Role
+from shared.bus.memory import MemoryBus
+from shared.settings import load_settings
 from tests.integration.ingest.conftest import HOME, OTHER, PLATFORM, bearer
 
 pytestmark = pytest.mark.integration
@@ -233,3 +237,14 @@ async def test_batch_items_that_are_not_objects(sqlite_ingest):
     r = await sqlite_ingest.client.post("/observation-sets/batch",
                                         json={"items": [SET, 1, None]}, headers=PLATFORM)
     assert r.status_code == 422  # items must be objects: the envelope itself is invalid
+
+
+async def test_started_runtime_freezes_startup_objects_until_stopped(tmp_path):
+    settings = load_settings("ingest", data_dir=tmp_path, relay_poll_seconds=0.01)
+    runtime = bootstrap(settings, bus=MemoryBus())
+    await runtime.start()
+    try:
+        assert gc.get_freeze_count() > 0  # full collections skip what start-up built
+    finally:
+        await runtime.stop()
+    assert gc.get_freeze_count() == 0  # and a stopped runtime leaves the collector as it was
