@@ -16,7 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NoNul = r"^[^\x00]*$"
 Str = Annotated[str, Field(min_length=1, max_length=4096, pattern=NoNul)]
@@ -122,6 +122,13 @@ class Entry(Element):
     fullUrl: Str | None = None
     resource: dict[str, Any]
     request: EntryRequest | None = None
+
+    @field_validator("resource")
+    @classmethod
+    def _typed(cls, resource: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(resource.get("resourceType", ""), str):
+            raise ValueError("resourceType must be a string")
+        return resource
 
 
 class Bundle(Element):

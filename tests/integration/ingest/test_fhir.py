@@ -257,6 +257,8 @@ async def test_idempotency_key_on_fhir(sqlite_ingest):
     b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": {"resourceType":'
     b' "Observation", "status": "final", "code": {}, "valueQuantity": {"value": 1e400}}}]}',
     b'\xff\xfe',
+    b'{"resourceType": "Bundle", "type": "batch", "entry": [{"resource": {"resourceType":'
+    b' {"a": 1}}}, {"resource": {"resourceType": ["Patient"]}}]}',
 ])
 async def test_hostile_fhir_is_4xx_never_5xx(sqlite_ingest, raw):
     r = await sqlite_ingest.client.post("/fhir", content=raw, headers=PLATFORM)
