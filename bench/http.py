@@ -29,12 +29,26 @@ class RawClient:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     async def send(self, raw: bytes) -> int:
-        """Send one pre-encoded request; the response status (the body is read and dropped)."""
+        """Send one pre-encoded request; the response status (the body is read and dropped).
+
+        As httpx and urllib3 do, a request on a pooled connection that the server had
+        already closed (uvicorn drops idle keep-alive connections after 5 s) and that got
+        no byte of answer is sent again once on a new connection; the retry's time counts.
+        """
         async with self._slots:
-            reader, writer = await self._connection()
+            reader, writer, reused = await self._connection()
             try:
-                writer.write(raw)
-                status, keep = await _read_response(reader)
+                status, keep = await _exchange(reader, writer, raw)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                writer.close()
+                if not reused or getattr(exc, "partial", b""):
+                    raise
+                reader, writer, _ = await self._connection(fresh=True)
+                try:
+                    status, keep = await _exchange(reader, writer, raw)
+                except BaseException:
+                    writer.close()
+                    raise
             except BaseException:
                 writer.close()
                 raise
@@ -44,16 +58,23 @@ class RawClient:
                 writer.close()
             return status
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if not self._idle.empty():
-            return self._idle.get_nowait()
+    async def _connection(self, fresh: bool = False
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        if not fresh and not self._idle.empty():
+            return (*self._idle.get_nowait(), True)
         reader, writer = await asyncio.open_connection(self.host, self.port)
         self._open.append(writer)
-        return reader, writer
+        return reader, writer, False
 
     async def aclose(self) -> None:
         for writer in self._open:
             writer.close()
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    raw: bytes) -> tuple[int, bool]:
+    writer.write(raw)
+    return await _read_response(reader)
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:

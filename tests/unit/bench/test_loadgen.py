@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bench.loadgen import closed_loop, open_loop
 
 
@@ -40,3 +42,49 @@ async def test_closed_loop_is_bounded_by_count_and_counts_failures():
     s = await closed_loop(send, list(range(7)), workers=3, warmup_s=0, duration_s=5,
                           max_count=7)
     assert (s.sent, s.ok, s.errors) == (7, 5, 2)
+
+
+async def test_raw_client_resends_once_when_a_pooled_connection_was_closed_idle():
+    """The server answers, then drops the idle keep-alive connection (as uvicorn does after
+    5 s); the next request on it is sent again on a new connection, like httpx would."""
+    from bench.http import RawClient
+
+    connections = 0
+
+    async def serve(reader, writer):
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()   # keep-alive expired: closed without saying so
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = RawClient("127.0.0.1", port)
+    raw = client.encode("GET", "/", b"", {})
+    try:
+        assert await client.send(raw) == 200
+        await asyncio.sleep(0.05)
+        assert await client.send(raw) == 200   # the pooled connection was dead
+        assert connections == 2
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_raw_client_does_not_resend_on_a_fresh_connection():
+    from bench.http import RawClient
+
+    async def serve(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()   # no answer at all
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    client = RawClient("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        with pytest.raises((asyncio.IncompleteReadError, ConnectionError)):
+            await client.send(client.encode("GET", "/", b"", {}))
+    finally:
+        await client.aclose()
+        server.close()
