@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -92,24 +94,10 @@ async def _started(settings, clock):
     return runtime, bus, app
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def ingest(request, tmp_path):
-    overrides = {"data_dir": tmp_path, "relay_poll_seconds": 0.01}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("pg_url")
-    runtime, bus, app = await _started(load_settings("ingest", **overrides), lambda: NOW)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            harness = Ingest(client, runtime, bus)
-            await harness.site()
-            yield harness
-
-
-@pytest.fixture
-async def sqlite_ingest(tmp_path):
-    """SQLite only, for checks that do not depend on the dialect."""
-    settings = load_settings("ingest", data_dir=tmp_path, relay_poll_seconds=0.01)
+@asynccontextmanager
+async def running(**overrides) -> AsyncIterator[Ingest]:
+    """Ingest on an in-process bus with these settings, serving, knowing the site HOME."""
+    settings = load_settings("ingest", **{"relay_poll_seconds": 0.01, **overrides})
     runtime, bus, app = await _started(settings, lambda: NOW)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -117,3 +105,18 @@ async def sqlite_ingest(tmp_path):
             harness = Ingest(client, runtime, bus)
             await harness.site()
             yield harness
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ingest(request, tmp_path):
+    extra = {"database_url": request.getfixturevalue("pg_url")} \
+        if request.param == "postgres" else {}
+    async with running(data_dir=tmp_path, **extra) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def sqlite_ingest(tmp_path):
+    """SQLite only, for checks that do not depend on the dialect."""
+    async with running(data_dir=tmp_path) as harness:
+        yield harness

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from shared.settings import load_settings
-from tests.integration.ingest.conftest import NOW, PLATFORM, Ingest, _started
+from tests.integration.ingest.conftest import PLATFORM, running
 from tests.integration.ingest.test_native import SET
 
 pytestmark = pytest.mark.integration
@@ -18,14 +15,8 @@ LIMIT = 4_000
 
 @pytest.fixture
 async def small(tmp_path):
-    settings = load_settings("ingest", data_dir=tmp_path, max_body_bytes=LIMIT)
-    runtime, bus, app = await _started(settings, lambda: NOW)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            harness = Ingest(client, runtime, bus)
-            await harness.site()
-            yield harness
+    async with running(data_dir=tmp_path, max_body_bytes=LIMIT) as harness:
+        yield harness
 
 
 def batch(n: int) -> bytes:
