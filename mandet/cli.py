@@ -184,7 +184,11 @@ def _demo(args: argparse.Namespace) -> None:
                                      headers={"Authorization": f"Bearer {token}"}) as client:
             return await run(client, max_sites=args.max_sites)
 
-    print(asyncio.run(go()), f"- views: {args.url}/reports/adoption?level=psc")
+    try:
+        print(asyncio.run(go()), f"- views: {args.url}/reports/adoption?level=psc")
+    except httpx.ConnectError:
+        raise SystemExit(f"cannot reach {args.url}: start the platform first "
+                         "(`mandet run` in another shell), or pass --url") from None
 
 
 def _token(args: argparse.Namespace) -> None:
