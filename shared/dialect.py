@@ -165,8 +165,7 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
     key = None if newer is None else (tuple(newer[0]), newer[1])
     adds = None if add is None else (tuple(add[0]), tuple(add[1]))
     sql = _insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
-    conn = session if core else await session.connection()
-    result = await conn.exec_driver_sql(sql, (to_json(rows).decode(),))
+    result = await (await connection_of(session)).exec_driver_sql(sql, (to_json(rows).decode(),))
     return list(result.scalars()) if returning else []
 
 
@@ -214,8 +213,7 @@ async def copy_rows(session: Any, table: Table, columns: Sequence[str],
     """
     if not records:
         return
-    core = isinstance(session, AsyncConnection)
-    conn = session if core else await session.connection()
+    conn = await connection_of(session)
     if conn.dialect.name != "postgresql":
         convert = [(i, p) for i, c in enumerate(columns)
                    if (p := table.c[c].type.bind_processor(conn.dialect)) is not None]
@@ -229,7 +227,18 @@ async def copy_rows(session: Any, table: Table, columns: Sequence[str],
         sql = f'INSERT INTO "{table.name}" ({_names(columns)}) VALUES ({marks})'
         await conn.exec_driver_sql(sql, rows)
         return
-    raw = (await conn.get_raw_connection()).driver_connection
+    raw = await driver_connection(conn)
     if not raw.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")   # SQLAlchemy begins its transaction lazily
     await raw.copy_records_to_table(table.name, columns=list(columns), records=records)
+
+
+async def connection_of(session: Any) -> AsyncConnection:
+    """The Core connection of an ORM session (its transaction's), or the connection itself."""
+    return session if isinstance(session, AsyncConnection) else await session.connection()
+
+
+async def driver_connection(session: Any) -> Any:
+    """The DBAPI driver's own connection (asyncpg's on PostgreSQL) under a session or a Core
+    connection, for what SQLAlchemy does not offer (COPY, LISTEN, a hand-written query)."""
+    return (await (await connection_of(session)).get_raw_connection()).driver_connection

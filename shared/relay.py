@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus.base import Bus, Record
 from shared.db import Database
-from shared.dialect import in_values, supports_skip_locked
+from shared.dialect import driver_connection, in_values, supports_skip_locked
 from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
 
@@ -262,8 +262,7 @@ class OutboxRelay:
         Best effort: without it (an older schema, a pooler that drops LISTEN) the relay polls.
         """
         try:
-            raw = (await conn.get_raw_connection()).driver_connection
-            await raw.add_listener(OUTBOX_CHANNEL, self.wake)
+            await (await driver_connection(conn)).add_listener(OUTBOX_CHANNEL, self.wake)
             self._listening = True
         except Exception:  # noqa: BLE001
             log.warning("relay could not LISTEN for outbox inserts; polling only",

@@ -29,6 +29,7 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger("mandet.runtime")
 HOUSEKEEPING_SECONDS = 60.0
+GAUGE_SECONDS = 5.0
 
 # Consumers and the relay allocate hundreds of short-lived containers per event; at CPython's
 # default generation-0 threshold (700) the collector ran every few events and took a fifth of
@@ -104,8 +105,10 @@ class Runtime:
             for runner in self.consumers:
                 self._spawn(runner.run(self._stop), f"consumer:{runner.name}")
             if self.consumers and self.settings.inbox_retention_hours > 0:
-                self._spawn(self._prune_inbox(), "inbox-retention")
-        self._spawn(self._refresh_gauges(), "gauges")
+                self._spawn(self._every(HOUSEKEEPING_SECONDS, self._prune_inbox,
+                                        "inbox prune"), "inbox-retention")
+        self._spawn(self._every(GAUGE_SECONDS, self.refresh_gauges,
+                                "refreshing pipeline gauges"), "gauges")
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.service}:{name}")  # type: ignore[arg-type]
@@ -140,27 +143,22 @@ class Runtime:
         return checks
 
     async def _prune_inbox(self) -> None:
-        """At start and once a minute: inbox rows past their retention (``shared.inbox``).
-        Every worker of the service may do it; the deletes are idempotent."""
+        """Inbox rows past their retention (``shared.inbox``); every worker of the service may
+        do it, the deletes are idempotent."""
         retention = timedelta(hours=self.settings.inbox_retention_hours)
-        while not self._stop.is_set():
-            try:
-                self.inbox_pruned_total += await inbox.prune(self.db, retention)
-            except Exception:  # noqa: BLE001 - retried next minute; consuming matters more
-                log.warning("inbox prune failed", exc_info=True)
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=HOUSEKEEPING_SECONDS)
-            except TimeoutError:
-                pass
+        self.inbox_pruned_total += await inbox.prune(self.db, retention)
 
-    async def _refresh_gauges(self) -> None:
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]],
+                     what: str) -> None:
+        """``work`` now and every ``seconds`` until stopped; a failure is logged and retried
+        next time (housekeeping must never take the service down)."""
         while not self._stop.is_set():
             try:
-                await self.refresh_gauges()
-            except Exception:  # noqa: BLE001 - metrics must never take the service down
-                log.warning("could not refresh pipeline gauges", exc_info=True)
+                await work()
+            except Exception:  # noqa: BLE001
+                log.warning("%s failed; retrying in %.0f s", what, seconds, exc_info=True)
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=5)
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
             except TimeoutError:
                 pass
 

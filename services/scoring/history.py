@@ -27,7 +27,7 @@ from services.scoring.domain.assessment import ScaleSetting
 from services.scoring.domain.news2 import RiskBand
 from services.scoring.domain.trend import ScoredObservation
 from services.scoring.models import RESIDENT, SCORE, SPO2_SCALE, utc
-from shared.dialect import in_values
+from shared.dialect import driver_connection, in_values
 
 Who = Callable[[Any], Any]  # column -> "column is one of the batch's residents"
 _BAND = {band.value: band for band in RiskBand}  # RiskBand(text) without the enum call
@@ -90,7 +90,7 @@ SELECT 2, s.resident, NULL, s.taken_at, s.total, s.risk, NULL
 async def _load_postgresql(session: AsyncSession, ctx: BatchContext,
                            observation_ids: list[uuid.UUID], residents: list[str],
                            lo: datetime, hi: datetime) -> BatchContext:
-    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    raw = await driver_connection(session)
     settings: dict[str, list[tuple[datetime, int, ScaleSetting]]] = defaultdict(list)
     for kind, resident, observation_id, at, number, text, row_id in await raw.fetch(
             _PG_CONTEXT, observation_ids, residents, lo, hi):
