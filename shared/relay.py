@@ -11,6 +11,11 @@
   A row is not claimed while an older row of its key is backing off or leased, so a retried
   row is never overtaken by a younger row of the same key. After ``max_attempts`` the row
   moves to ``outbox_dead_letter`` with the reason; nothing is dropped silently.
+- On PostgreSQL the claim and the mark-published run as hand-written statements on asyncpg's
+  own connection (prepared once per connection): building, caching and binding them through
+  SQLAlchemy cost ~4 ms of CPU a round, as much as publishing 50 events, and a relay serving
+  small commits runs hundreds of rounds a second. SQLite keeps the Core statements; both
+  dialects run the same contract tests (tests/contract/test_outbox_inbox.py).
 - A publish that timed out may still have been written: the row is retried and the event can
   arrive twice. Consumers' inboxes make that harmless.
 """
@@ -21,21 +26,36 @@ import asyncio
 import logging
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus.base import Bus, Record
 from shared.db import Database
-from shared.dialect import driver_connection, in_values, supports_skip_locked
+from shared.dialect import driver_connection, supports_skip_locked
 from shared.migrations import OUTBOX_CHANNEL
 from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
 
 log = logging.getLogger("mandet.relay")
 LISTENING_POLL_SECONDS = 1.0
 TRANSIENT_RETRY_CAP = timedelta(seconds=5)
+CLAIMED = ("seq", "event_id", "event_type", "topic", "key", "payload", "created_at", "attempts")
+
+# The same three claim statements as the Core ones in ``_claim`` (see there), for PostgreSQL.
+PG_WINDOW = ("SELECT seq, key FROM outbox WHERE published_at IS NULL AND next_attempt_at <= $1"
+             " AND (lease_until IS NULL OR lease_until < $1) AND seq > $2"
+             " ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED")
+PG_BLOCKED = ("SELECT key, min(seq) FROM outbox WHERE key = ANY($1::text[])"
+              " AND published_at IS NULL AND (next_attempt_at > $2 OR lease_until >= $2)"
+              " GROUP BY key")
+PG_LEASE = (f"UPDATE outbox SET lease_until = $2 WHERE seq = ANY($1::bigint[])"
+            f" RETURNING {', '.join(CLAIMED)}")
+PG_PUBLISHED = ("UPDATE outbox SET published_at = $2, lease_until = NULL"
+                " WHERE seq = ANY($1::bigint[])")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -149,13 +169,13 @@ class OutboxRelay:
         rows = await self._claim()
         if not rows:
             return 0
-        records = [Record(r.topic, r.key, r.payload.encode(),
-                          (("event_type", r.event_type.encode()),)) for r in rows]
+        records = [Record(r["topic"], r["key"], r["payload"].encode(),
+                          (("event_type", r["event_type"].encode()),)) for r in rows]
         results = await self.bus.publish(records)
         await self._settle(rows, results)
         return len(rows)
 
-    async def _claim(self) -> Sequence[Row]:
+    async def _claim(self) -> Sequence[Mapping[str, Any]]:
         """Lease the oldest due rows that no older row of their key is waiting behind.
 
         Three statements, each with one sensible plan whatever the statistics say (a queue
@@ -166,76 +186,92 @@ class OutboxRelay:
         If a whole window waits behind blocked keys, the next window is searched.
         """
         now = utcnow()
+        if supports_skip_locked(self.db.dialect):
+            return await self._claim_pg(now)
         ready = (OUTBOX.c.published_at.is_(None), OUTBOX.c.next_attempt_at <= now,
                  OUTBOX.c.lease_until.is_(None) | (OUTBOX.c.lease_until < now))
-        dialect = self.db.dialect
         async with self.db.engine.begin() as conn:
             after, chosen = -1, []
             while not chosen:
                 window = (select(OUTBOX.c.seq, OUTBOX.c.key).where(*ready, OUTBOX.c.seq > after)
                           .order_by(OUTBOX.c.seq).limit(self.batch_size))
-                if supports_skip_locked(dialect):
-                    window = window.with_for_update(skip_locked=True)
                 candidates = (await conn.execute(window)).all()
                 if not candidates:
                     return []
                 blocked = dict((await conn.execute(
                     select(OUTBOX.c.key, func.min(OUTBOX.c.seq))
-                    .where(in_values(OUTBOX.c.key, {k for _, k in candidates}, dialect),
+                    .where(OUTBOX.c.key.in_({k for _, k in candidates}),
                            OUTBOX.c.published_at.is_(None),
                            (OUTBOX.c.next_attempt_at > now) | (OUTBOX.c.lease_until >= now))
                     .group_by(OUTBOX.c.key))).all())
-                chosen = [seq for seq, key in candidates
-                          if key not in blocked or blocked[key] > seq][:self.batch_size]
-                after = candidates[-1].seq
+                chosen = _unblocked(candidates, blocked)
+                after = candidates[-1][0]
             claimed = await conn.execute(
-                update(OUTBOX)
-                .where(in_values(OUTBOX.c.seq, chosen, dialect))
+                update(OUTBOX).where(OUTBOX.c.seq.in_(chosen))
                 .values(lease_until=now + self.lease)
-                .returning(*OUTBOX.c)
+                .returning(*(OUTBOX.c[c] for c in CLAIMED))
             )
-            return sorted(claimed.all(), key=lambda r: r.seq)
+            return sorted(claimed.mappings().all(), key=itemgetter("seq"))
 
-    async def _settle(self, rows: Sequence[Row], results: list[BaseException | None]) -> None:
+    async def _claim_pg(self, now: datetime) -> Sequence[Mapping[str, Any]]:
+        """``_claim`` on PostgreSQL: the same statements, on asyncpg's connection."""
+        async with self.db.engine.connect() as conn:
+            raw = await driver_connection(conn)
+            async with raw.transaction():
+                after, chosen = -1, []
+                while not chosen:
+                    candidates = await raw.fetch(PG_WINDOW, now, after, self.batch_size)
+                    if not candidates:
+                        return []
+                    blocked = dict(await raw.fetch(
+                        PG_BLOCKED, list({r[1] for r in candidates}), now))
+                    chosen = _unblocked(candidates, blocked)
+                    after = candidates[-1][0]
+                claimed = await raw.fetch(PG_LEASE, chosen, now + self.lease)
+            return sorted(claimed, key=itemgetter("seq"))
+
+    async def _settle(self, rows: Sequence[Mapping[str, Any]],
+                      results: list[BaseException | None]) -> None:
         now = utcnow()
-        ok = [r.seq for r, err in zip(rows, results, strict=True) if err is None]
+        ok = [r["seq"] for r, err in zip(rows, results, strict=True) if err is None]
         failed = [(r, err) for r, err in zip(rows, results, strict=True) if err is not None]
-        retry_at = now + backoff(max((r.attempts for r, _ in failed), default=0) + 1)
+        retry_at = now + backoff(max((r["attempts"] for r, _ in failed), default=0) + 1)
         if failed and all(self.bus.is_transient(err) for _, err in failed):
             retry_at = min(retry_at, now + TRANSIENT_RETRY_CAP)   # back soon after an outage
-        async with self.db.engine.begin() as conn:
-            if ok:
-                await conn.execute(
-                    update(OUTBOX).where(in_values(OUTBOX.c.seq, ok, self.db.dialect))
-                    .values(published_at=now, lease_until=None)
-                )
-            for row, err in failed:
-                await self._record_failure(conn, row, err, now, retry_at)
+        if ok and not failed and supports_skip_locked(self.db.dialect):
+            async with self.db.engine.connect() as conn:   # the common case, as in _claim_pg
+                await (await driver_connection(conn)).execute(PG_PUBLISHED, ok, now)
+        else:
+            async with self.db.engine.begin() as conn:
+                if ok:
+                    await conn.execute(update(OUTBOX).where(OUTBOX.c.seq.in_(ok))
+                                       .values(published_at=now, lease_until=None))
+                for row, err in failed:
+                    await self._record_failure(conn, row, err, now, retry_at)
         self.published_total += len(ok)
         if failed:
             log.warning("relay publish failed for %d of %d rows: %s", len(failed), len(rows),
                         failed[0][1], extra={"service": self.service})
 
     async def _record_failure(
-        self, conn: AsyncConnection, row: Row, err: BaseException, now: datetime,
+        self, conn: AsyncConnection, row: Mapping[str, Any], err: BaseException, now: datetime,
         retry_at: datetime,
     ) -> None:
-        attempts = row.attempts + 1
+        attempts = row["attempts"] + 1
         reason = f"{type(err).__name__}: {err}"[:2000]
         # Only a record the broker refuses is dead-lettered: an outage, however long, is
         # waited out (a 2-minute one used to dead-letter every pending row).
         if attempts >= self.max_attempts and not self.bus.is_transient(err):
-            values = {c: getattr(row, c) for c in
-                      ("seq", "event_id", "event_type", "topic", "key", "payload", "created_at")}
+            values = {c: row[c] for c in CLAIMED if c != "attempts"}
             await conn.execute(insert(OUTBOX_DEAD).values(
                 **values, attempts=attempts, reason=reason, dead_at=now))
-            await conn.execute(delete(OUTBOX).where(OUTBOX.c.seq == row.seq))
+            await conn.execute(delete(OUTBOX).where(OUTBOX.c.seq == row["seq"]))
             self.dead_total += 1
-            log.error("outbox row dead-lettered", extra={"event_id": str(row.event_id),
+            log.error("outbox row dead-lettered", extra={"event_id": str(row["event_id"]),
                                                           "service": self.service})
             return
         await conn.execute(
-            update(OUTBOX).where(OUTBOX.c.seq == row.seq).values(
+            update(OUTBOX).where(OUTBOX.c.seq == row["seq"]).values(
                 attempts=attempts, next_attempt_at=retry_at,
                 lease_until=None, last_error=reason)
         )
@@ -276,6 +312,12 @@ class OutboxRelay:
                 await conn.close()  # closing the session releases the advisory lock
             except Exception:  # noqa: BLE001
                 log.warning("could not close relay lock connection cleanly")
+
+
+def _unblocked(candidates: Sequence[Any], blocked: dict[str, int]) -> list[int]:
+    """The candidates' seqs (``(seq, key)`` pairs) that no older blocked row of their key
+    waits before."""
+    return [seq for seq, key in candidates if key not in blocked or blocked[key] > seq]
 
 
 def _lock_key(service: str) -> int:
