@@ -40,6 +40,16 @@ async def stored_during(svc: Service, run) -> tuple[Summary, int]:  # type: igno
     return summary, await count(svc.database_url, STORED) - before
 
 
+def cpu_per_unit(ctx: Context, before: dict[str, float], units: int,
+                 names: tuple[str, ...] = ("ingest-api", "ingest-worker", "postgres")) -> str:
+    """CPU microseconds per stored unit of each named process over one phase: the cost
+    figure that survives a noisy machine (throughput and latency do not)."""
+    after = ctx.env().cpu_seconds()
+    parts = [f"{n} {(after.get(n, 0) - before.get(n, 0)) / max(units, 1) * 1e6:,.0f}"
+             for n in names]
+    return "CPU us per set: " + ", ".join(parts)
+
+
 def reconcile(stored: int, summary: Summary, per_request: int) -> str:
     expected = summary.all_ok * per_request
     if stored >= expected:
@@ -53,20 +63,25 @@ async def single(ctx: Context) -> list[Row]:
     rate = drive.sizes(ctx)["rate"]
     sat_b, con_b = await bare_saturation(ctx), await bare_constant(ctx)
     bodies = await native_bodies(ctx, ctx.size(150_000, 20_000), seed=101)
+    cpu = ctx.env().cpu_seconds()
     sat, stored = await stored_during(svc, lambda: drive.saturate(
         ctx, svc.port, "/observation-sets", bodies, headers=auth))
+    sat_cpu = cpu_per_unit(ctx, cpu, stored)
     bodies = await native_bodies(ctx, drive.needed(ctx, rate), seed=102)
+    cpu = ctx.env().cpu_seconds()
     con, stored2 = await stored_during(svc, lambda: drive.constant(
         ctx, svc.port, "/observation-sets", bodies, headers=auth))
+    con_cpu = cpu_per_unit(ctx, cpu, stored2)
     at = "" if rate == 1000 else " (the target is judged at 1,000/s only)"
     return [Row("single-set ingest, saturation", sat.achieved_rate, "sets/s",
                 sat_b.achieved_rate, "bare endpoint", Target(">=", 3000, "sets/s"),
-                note=f"{_lat(sat)}; {reconcile(stored, sat, 1)}", details=sat.as_dict()),
+                note=f"{_lat(sat)}; {reconcile(stored, sat, 1)}; {sat_cpu}",
+                details=sat.as_dict()),
             Row(f"single-set ingest, p99 at {rate:,.0f}/s", con.latency_ms["p99"], "ms",
                 con_b.latency_ms["p99"], "bare endpoint",
                 Target("<=", 25, "ms") if rate == 1000 else None,
                 note=f"open loop: achieved {con.achieved_rate:,.0f}/s, {_lat(con)}, "
-                     f"{con.errors} errors; {reconcile(stored2, con, 1)}{at}",
+                     f"{con.errors} errors; {reconcile(stored2, con, 1)}{at}; {con_cpu}",
                 details=con.as_dict())]
 
 
