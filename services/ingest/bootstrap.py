@@ -28,4 +28,5 @@ def create_app(runtime: IngestRuntime, *, manage_runtime: bool = True) -> FastAP
     """The FHIR routes answer every error, auth and header ones too, as an OperationOutcome."""
     return service_app(runtime, [api.router(runtime), fhir_api.router(runtime)],
                        title="mandet ingest", manage_runtime=manage_runtime,
-                       error_renderers={"/fhir": fhir_outcome.render_rejection})
+                       error_renderers={"/fhir": fhir_outcome.render_rejection},
+                       direct=[("POST", "/observation-sets")])
