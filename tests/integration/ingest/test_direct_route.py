@@ -81,8 +81,9 @@ async def test_accepted_and_duplicate_answers_match_the_routed_app(both):
         body = {**SET, "platform_set_id": set_id}
         first = await client.post("/observation-sets", json=body, headers=PLATFORM)
         again = await client.post("/observation-sets", json=body, headers=PLATFORM)
-        keyed = await client.post("/observation-sets", json={**body, "platform_set_id": f"{set_id}k"},
-                                  headers={**PLATFORM, "Idempotency-Key": f"key-{set_id}"})
+        keyed = await client.post(
+            "/observation-sets", json={**body, "platform_set_id": f"{set_id}k"},
+            headers={**PLATFORM, "Idempotency-Key": f"key-{set_id}"})
         assert (first.status_code, again.status_code, keyed.status_code) == (201, 200, 201)
         assert again.json() == {"id": first.json()["id"], "outcome": "duplicate"}
         assert _headers(first) == {"content-type": "application/json", "x-request-id": True}
