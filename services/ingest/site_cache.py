@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.ingest.models import KnownSite as SiteRow
+from services.ingest.observations import dialect_of
 from services.ingest.validation import KnownSite
+from shared.dialect import in_values
 
 _SITES = SiteRow.__table__
 
@@ -40,9 +42,10 @@ class SiteCache:
                 found[site_id] = hit[1]
             else:
                 missing.append(site_id)
-        if missing:
+        if missing:  # ONE array parameter: a batch names up to 1,000 sites, and an expanding
+            # IN binds a parameter per site and is a different statement for every length
             rows = (await session.execute(select(_SITES).where(
-                _SITES.c.site_id.in_(missing)))).all()
+                in_values(_SITES.c.site_id, missing, dialect_of(session))))).all()
             for r in rows:
                 found[r.site_id] = KnownSite(r.icb_code, r.psc_code, r.closed_on)
                 if self.ttl > 0:
