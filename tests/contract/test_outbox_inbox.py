@@ -16,10 +16,10 @@ from shared.bus.memory import MemoryBus
 from shared.consumer import ConsumerRunner
 from shared.db import Database
 from shared.events import SiteRegistered, decode, encode, wrap
+from shared.events.envelope import fast_encode
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
 from shared.inbox import prune as prune_inbox
 from shared.migrations import upgrade
-from shared.events.envelope import fast_encode
 from shared.outbox import OUTBOX, OUTBOX_DEAD, add_encoded, add_events, utcnow
 from shared.relay import OutboxRelay
 
