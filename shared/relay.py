@@ -43,6 +43,8 @@ from shared.outbox import OUTBOX, OUTBOX_DEAD, utcnow
 log = logging.getLogger("mandet.relay")
 LISTENING_POLL_SECONDS = 1.0
 TRANSIENT_RETRY_CAP = timedelta(seconds=5)
+# What publishing and settling a claimed row read (the dead letter copies the first seven);
+# the leasing and scheduling timestamps stay in the database (fewer values to decode).
 CLAIMED = ("seq", "event_id", "event_type", "topic", "key", "payload", "created_at", "attempts")
 
 # The same three claim statements as the Core ones in ``_claim`` (see there), for PostgreSQL.

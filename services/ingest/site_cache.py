@@ -15,9 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.ingest.models import KnownSite as SiteRow
+from services.ingest.observations import dialect_of
 from services.ingest.validation import KnownSite
+from shared.dialect import in_values
 
 _SITES = SiteRow.__table__
+_COLUMNS = (_SITES.c.site_id, _SITES.c.icb_code, _SITES.c.psc_code, _SITES.c.closed_on)
 
 
 class SiteCache:
@@ -32,19 +35,22 @@ class SiteCache:
                        ) -> dict[str, KnownSite]:
         """The known sites among ``site_ids`` (cached ones from memory, the rest from the db)."""
         now = time.monotonic()
+        entries = self._entries
         found: dict[str, KnownSite] = {}
-        missing = []
+        missing: list[str] = []
         for site_id in set(site_ids):
-            hit = self._entries.get(site_id)
+            hit = entries.get(site_id)
             if hit is not None and hit[0] > now:
                 found[site_id] = hit[1]
             else:
                 missing.append(site_id)
-        if missing:
-            rows = (await session.execute(select(_SITES).where(
-                _SITES.c.site_id.in_(missing)))).all()
-            for r in rows:
-                found[r.site_id] = KnownSite(r.icb_code, r.psc_code, r.closed_on)
+        if missing:  # ONE array parameter: a batch names up to 1,000 sites, and an expanding
+            # IN binds a parameter per site and is a different statement for every length
+            result = await session.execute(select(*_COLUMNS).where(
+                in_values(_SITES.c.site_id, missing, dialect_of(session))))
+            expires = now + self.ttl
+            for site_id, icb_code, psc_code, closed_on in result:
+                site = found[site_id] = KnownSite(icb_code, psc_code, closed_on)
                 if self.ttl > 0:
-                    self._entries[r.site_id] = (now + self.ttl, found[r.site_id])
+                    entries[site_id] = (expires, site)
         return found

@@ -9,7 +9,6 @@ the event and every error message carry the pseudonym or nothing.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from typing import Any
 from services.ingest.domain import rules
 from services.ingest.domain.nhs_number import (
     InvalidNhsNumber,
+    keyed,
     pseudonymise,
     pseudonymise_local,
 )
@@ -131,7 +131,9 @@ def content_hash(row: dict[str, Any], key: bytes) -> str:
     taken = row["taken_at"].astimezone(UTC).isoformat()  # the one datetime field
     doc = "\x1f".join([f"{name}={taken if name == 'taken_at' else row[name]}"
                         for name in _CONTENT_FIELDS])
-    return hmac.digest(key, _CONTENT_TAG + doc.encode(), "sha256").hex()[:32]
+    mac = keyed(key, _CONTENT_TAG).copy()
+    mac.update(doc.encode())
+    return mac.hexdigest()[:32]
 
 
 # Every stored field that makes a set what it is (not its id, arrival time or the hash).

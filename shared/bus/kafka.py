@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import struct
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -29,7 +30,6 @@ from aiokafka.errors import (
     ProducerClosed,
     TopicAlreadyExistsError,
 )
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -39,15 +39,37 @@ log = logging.getLogger("mandet.bus")
 BROKER_AWAY = (KafkaTimeoutError, KafkaUnavailableError, KafkaConnectionError, NodeNotReadyError,
                ProducerClosed)
 MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default, stated because publish checks it itself
-_PARTITIONER = DefaultPartitioner()
+_M, _MASK = 0x5BD1E995, 0xFFFFFFFF
 
 
 @functools.lru_cache(maxsize=65_536)
 def _partition_of(key: str, partitions: tuple[int, ...]) -> int:
-    """aiokafka's default partitioner (pure-Python murmur2), remembered: keys (residents,
-    sites) repeat, and the partition list is part of the cache key."""
-    every = list(partitions)
-    return _PARTITIONER(key.encode(), every, every)
+    """The partition aiokafka's (and Java's) default partitioner gives ``key``, remembered:
+    keys (residents, sites) repeat, and the partition list is part of the cache key."""
+    return partitions[(murmur2(key.encode()) & 0x7FFFFFFF) % len(partitions)]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2, bit for bit aiokafka's ``partitioner.murmur2`` (a unit test compares
+    them), about twice as fast: the words are unpacked at once and the masks merged. It was
+    a fifth of the relay's CPU when most keys are new (a resident's first events)."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length >> 2
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = length & 3
+    if tail:
+        rest = data[words << 2:]
+        if tail == 3:
+            h ^= rest[2] << 16
+        if tail >= 2:
+            h ^= rest[1] << 8
+        h = ((h ^ rest[0]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 class KafkaBus(Bus):

@@ -16,10 +16,11 @@ from shared.bus.memory import MemoryBus
 from shared.consumer import ConsumerRunner
 from shared.db import Database
 from shared.events import SiteRegistered, decode, encode, wrap
+from shared.events.envelope import fast_encode
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
 from shared.inbox import prune as prune_inbox
 from shared.migrations import upgrade
-from shared.outbox import OUTBOX, OUTBOX_DEAD, add_events, utcnow
+from shared.outbox import OUTBOX, OUTBOX_DEAD, add_encoded, add_events, utcnow
 from shared.relay import OutboxRelay
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "scoring" / "migrations"
@@ -88,6 +89,24 @@ async def test_relay_publishes_committed_rows_once_in_order(db):
         pending = await conn.execute(select(func.count()).select_from(OUTBOX)
                                      .where(OUTBOX.c.published_at.is_(None)))
     assert pending.scalar_one() == 0
+
+
+async def test_encoded_events_are_stored_and_published_as_model_events_are(db):
+    """``add_encoded`` (a COPY on PostgreSQL) stores the row ``add_events`` would, in order."""
+    time = utcnow()
+    async with db.transaction() as session:
+        await add_encoded(session, [fast_encode(SiteRegistered, site(n).model_dump(mode="json"),
+                                                source="/test", time=time) for n in range(3)])
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(select(OUTBOX).order_by(OUTBOX.c.seq))).all()
+    for n, row in enumerate(rows):
+        expected = wrap(site(n), source="/test", event_id=row.event_id, time=time)
+        assert (row.event_type, row.topic, row.key, row.attempts) == (
+            "SiteRegistered", "adoption.sites", f"1-{n}", 0)
+        assert row.payload == encode(expected).decode() and row.published_at is None
+    bus = MemoryBus(partitions=1)
+    assert await OutboxRelay(db, bus, service="test").run_once() == 3
+    assert await published_values(bus) == ["1-0", "1-1", "1-2"]
 
 
 async def test_failed_publish_is_retried_with_backoff_then_published(db):
@@ -306,11 +325,21 @@ async def test_younger_row_waits_while_an_older_row_of_its_key_backs_off(db):
     assert revisions == [1, 2]
 
 
+async def _write_model(session, event: SiteRegistered) -> None:
+    await add_events(session, [event], source="/test")
+
+
+async def _write_encoded(session, event: SiteRegistered) -> None:  # ingest's and scoring's path
+    await add_encoded(session, [fast_encode(SiteRegistered, event.model_dump(mode="json"),
+                                            source="/test", time=utcnow())])
+
+
 @pytest.mark.integration
-async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url):
+@pytest.mark.parametrize("write", [_write_model, _write_encoded])
+async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url, write):
     """PostgreSQL: the outbox insert NOTIFY wakes the relay leader at once; its poll interval
     here (30 s) would otherwise be the delay. The writer is a separate engine, as the API
-    process is on the scale path."""
+    process is on the scale path. ``add_encoded`` appends by COPY: the trigger fires too."""
     relay_db, writer_db = Database(pg_url), Database(pg_url)
     await upgrade(relay_db, MIGRATIONS)
     bus = MemoryBus(partitions=1)
@@ -324,7 +353,7 @@ async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url):
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         async with writer_db.transaction() as session:
-            await add_events(session, [site(1)], source="/test")
+            await write(session, site(1))
         deadline = asyncio.get_running_loop().time() + 3
         while relay.published_total < 1:
             assert asyncio.get_running_loop().time() < deadline, "relay was not woken"
