@@ -84,6 +84,13 @@ def render_problem(request: Request, rejection: Rejection) -> Response:
 def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":   # loc is ("body", character offset)
+            where = [p for p in err.get("loc", ()) if isinstance(p, int)]
+            error = (err.get("ctx") or {}).get("error")
+            out.append({"field": "body", "reason": "the body is not valid JSON"
+                        + (f" (at character {where[0]})" if where else "")
+                        + (f": {error}" if error else "")})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         item: dict[str, Any] = {"field": ".".join(loc) or "body", "reason": err.get("msg")}
         if "input" in err and _safe(err["input"]):

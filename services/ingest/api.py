@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 
 from services.ingest import observations
 from services.ingest.idempotency import KEY_PATTERN
@@ -26,19 +26,25 @@ from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import BEARER_DOC, Principal, Role, caller, require
 from shared.problems import Problem
 
+Body = TypeVar("Body")
 WRITERS = (Role.PLATFORM,)
 READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN)]
 _ITEM = TypeAdapter(ObservationSetIn)
+_BATCH = TypeAdapter(BatchIn)
 _KEY = TypeAdapter(Annotated[str, StringConstraints(pattern=KEY_PATTERN)])
-SINGLE_DOC: dict[str, Any] = {
-    **BEARER_DOC,
-    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "pattern": KEY_PATTERN}}],
-    "requestBody": {"required": True, "content": {"application/json": {
-        "schema": ObservationSetIn.model_json_schema(
-            ref_template="#/components/schemas/{model}")}}}}
 _ITEMS = TypeAdapter(list[ObservationSetIn])
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI entry of a write route that reads its own request: bearer auth, the
+    optional Idempotency-Key header and a JSON ``model`` body, as the declared form says."""
+    return {**BEARER_DOC,
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "pattern": KEY_PATTERN}}],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": model.model_json_schema(
+                    ref_template="#/components/schemas/{model}")}}}}
 
 
 def router(runtime: IngestRuntime) -> APIRouter:
@@ -46,14 +52,14 @@ def router(runtime: IngestRuntime) -> APIRouter:
 
     @api.post("/observation-sets", response_model=RecordedOut, status_code=201,
               responses={200: {"description": "a retry: the original result and id"}},
-              openapi_extra=SINGLE_DOC)
+              openapi_extra=_doc(ObservationSetIn))
     async def post_set(request: Request) -> Any:
         """Record one observation set; 201 when new, 200 with the original id on a retry."""
         # The hottest route reads its own request: FastAPI's dependency solving was a quarter
         # of its CPU. Same checks, order and errors as the declared form (auth first, then
         # one 422 naming every bad header and body field).
         principal = caller(request, *WRITERS)
-        body, idempotency_key = _single_request(request, await request.body())
+        body, idempotency_key = _read(request, await request.body(), _ITEM)
         if idempotency_key is None:  # shares a transaction with concurrent requests
             status, out = _single([await runtime.group_commit.submit(principal, body)])
         else:
@@ -62,10 +68,14 @@ def router(runtime: IngestRuntime) -> APIRouter:
                 request=body.model_dump(mode="json"))
         return _json(status, out)
 
-    @api.post("/observation-sets/batch", response_model=BatchOut)
-    async def post_batch(body: BatchIn, principal: Annotated[Principal, Depends(require(*WRITERS))],
-                         idempotency_key: IdempotencyKey = None) -> Any:
+    @api.post("/observation-sets/batch", response_model=BatchOut,
+              openapi_extra=_doc(BatchIn))
+    async def post_batch(request: Request) -> Any:
         """Record up to 1,000 sets; each item is accepted, a duplicate, or rejected on its own."""
+        # Reads its own request like post_set, so the token is checked before the body is
+        # (FastAPI parses a declared body first: a malformed one without a token got 422).
+        principal = caller(request, *WRITERS)
+        body, idempotency_key = _read(request, await request.body(), _BATCH)
         items = _parse_all(body.items)
         _, out = await runtime.intake(principal, items, _batch, idempotency_key=idempotency_key,
                                       request=body.items)
@@ -95,8 +105,8 @@ def router(runtime: IngestRuntime) -> APIRouter:
     return api
 
 
-def _single_request(request: Request, raw: bytes) -> tuple[ObservationSetIn, str | None]:
-    """The body and Idempotency-Key of a single-set POST, validated as FastAPI would."""
+def _read(request: Request, raw: bytes, adapter: TypeAdapter[Body]) -> tuple[Body, str | None]:
+    """The body and Idempotency-Key of a write POST, validated as FastAPI would."""
     errors: list[dict[str, Any]] = []
     key = request.headers.get("idempotency-key")
     if key is not None:
@@ -105,7 +115,7 @@ def _single_request(request: Request, raw: bytes) -> tuple[ObservationSetIn, str
         except ValidationError as exc:
             errors += _located(exc, ("header", "Idempotency-Key"))
     try:
-        body = _ITEM.validate_python(_json_body(request, raw))
+        body = adapter.validate_python(_json_body(request, raw))
     except ValidationError as exc:
         errors += _located(exc, ("body",)) if raw else [
             {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]

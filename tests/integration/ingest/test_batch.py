@@ -70,3 +70,22 @@ async def test_batch_idempotency_key_replays_whole_answer(sqlite_ingest):
     other = await sqlite_ingest.client.post("/observation-sets/batch",
                                             json={"items": items[:2]}, headers=headers)
     assert other.status_code == 409
+
+
+@pytest.mark.parametrize("body", [b'{"items": [', b"not json", b'{"items": []}'])
+async def test_batch_checks_the_token_before_the_body(sqlite_ingest, body):
+    r = await sqlite_ingest.client.post("/observation-sets/batch", content=body,
+                                        headers={"content-type": "application/json"})
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_malformed_batch_body_names_where_it_broke(sqlite_ingest):
+    r = await sqlite_ingest.client.post("/observation-sets/batch", content=b'{"items": [',
+                                        headers={**PLATFORM, "content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "body", "reason": "the body is not valid JSON (at character 11): "
+                                    "Expecting value"}]
+    r = await sqlite_ingest.client.post("/observation-sets/batch", json={"items": [], "x": 1},
+                                        headers={**PLATFORM, "Idempotency-Key": "a b"})
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert r.status_code == 422 and {"header.Idempotency-Key", "items", "x"} <= fields, fields

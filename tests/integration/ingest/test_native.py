@@ -124,7 +124,9 @@ async def test_request_level_errors_name_header_and_body_in_one_answer(sqlite_in
     assert [e["field"] for e in r.json()["errors"]] == ["header.Idempotency-Key", "pulse"]
     r = await post("/observation-sets", content=b'{"site_id": ', headers={
         **PLATFORM, "Content-Type": "application/json"})
-    assert r.status_code == 422 and r.json()["errors"][0]["reason"] == "JSON decode error"
+    assert r.status_code == 422 and r.json()["errors"] == [{
+        "field": "body", "reason": "the body is not valid JSON (at character 12): "
+                                   "Expecting value"}]
     r = await post("/observation-sets", content=b"{}", headers={**PLATFORM,
                                                              "Content-Type": "text/plain"})
     assert r.status_code == 422
