@@ -12,7 +12,7 @@
   row is never overtaken by a younger row of the same key. After ``max_attempts`` the row
   moves to ``outbox_dead_letter`` with the reason; nothing is dropped silently.
 - On PostgreSQL the claim and the mark-published run as hand-written statements on asyncpg's
-  own connection (prepared once per connection): building, caching and binding them through
+  connection of the leader's own session (prepared once): building, caching and binding them through
   SQLAlchemy cost ~4 ms of CPU a round, as much as publishing 50 events, and a relay serving
   small commits runs hundreds of rounds a second. SQLite keeps the Core statements; both
   dialects run the same contract tests (tests/contract/test_outbox_inbox.py).
@@ -23,10 +23,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -217,20 +218,29 @@ class OutboxRelay:
 
     async def _claim_pg(self, now: datetime) -> Sequence[Mapping[str, Any]]:
         """``_claim`` on PostgreSQL: the same statements, on asyncpg's connection."""
+        async with self._driver() as raw, raw.transaction():
+            after, chosen = -1, []
+            while not chosen:
+                candidates = await raw.fetch(PG_WINDOW, now, after, self.batch_size)
+                if not candidates:
+                    return []
+                blocked = dict(await raw.fetch(
+                    PG_BLOCKED, list({r[1] for r in candidates}), now))
+                chosen = _unblocked(candidates, blocked)
+                after = candidates[-1][0]
+            claimed = await raw.fetch(PG_LEASE, chosen, now + self.lease)
+        return sorted(claimed, key=itemgetter("seq"))
+
+    @contextlib.asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """asyncpg's connection for a claim or a settle: the leader's own session (the one
+        holding the advisory lock, so a relay that lost it fails instead of publishing)
+        when leading, else one from the pool (``run_once`` called alone)."""
+        if self._lock_conn is not None:
+            yield await driver_connection(self._lock_conn)
+            return
         async with self.db.engine.connect() as conn:
-            raw = await driver_connection(conn)
-            async with raw.transaction():
-                after, chosen = -1, []
-                while not chosen:
-                    candidates = await raw.fetch(PG_WINDOW, now, after, self.batch_size)
-                    if not candidates:
-                        return []
-                    blocked = dict(await raw.fetch(
-                        PG_BLOCKED, list({r[1] for r in candidates}), now))
-                    chosen = _unblocked(candidates, blocked)
-                    after = candidates[-1][0]
-                claimed = await raw.fetch(PG_LEASE, chosen, now + self.lease)
-            return sorted(claimed, key=itemgetter("seq"))
+            yield await driver_connection(conn)
 
     async def _settle(self, rows: Sequence[Mapping[str, Any]],
                       results: list[BaseException | None]) -> None:
@@ -241,8 +251,8 @@ class OutboxRelay:
         if failed and all(self.bus.is_transient(err) for _, err in failed):
             retry_at = min(retry_at, now + TRANSIENT_RETRY_CAP)   # back soon after an outage
         if ok and not failed and supports_skip_locked(self.db.dialect):
-            async with self.db.engine.connect() as conn:   # the common case, as in _claim_pg
-                await (await driver_connection(conn)).execute(PG_PUBLISHED, ok, now)
+            async with self._driver() as raw:   # the common case, as in _claim_pg
+                await raw.execute(PG_PUBLISHED, ok, now)
         else:
             async with self.db.engine.begin() as conn:
                 if ok:
