@@ -204,15 +204,20 @@ async def populate(ctx: Context) -> dict[str, Any]:
         envs = rb.canonical(await history_envelopes(ctx))
         db, horizon = Database(url), Horizon.of("2021/22 Q1")
         budget, replayed, stopped = ctx.size(300.0, 30.0), 0, False
+        def over_budget() -> bool:
+            nonlocal stopped
+            stopped = time.perf_counter() - start > budget
+            return stopped
+
+        def count(n: int) -> None:
+            nonlocal replayed
+            replayed += n
+
         try:
             start = time.perf_counter()
-            for i in range(0, len(envs), 5000):
-                if time.perf_counter() - start > budget:
-                    stopped = True
-                    break
-                async with db.transaction() as session:
-                    await rb.replay(session, envs[i:i + 5000], horizon)
-                replayed += len(envs[i:i + 5000])
+            await rb.Replay(horizon).apply_all(
+                db, (envs[i:i + 5000] for i in range(0, len(envs), 5000)), progress=count,
+                stop=over_budget)
             replay_s = time.perf_counter() - start
             async with db.transaction() as session:
                 await rb.derive_all(session, horizon)
