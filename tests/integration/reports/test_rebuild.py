@@ -214,3 +214,65 @@ async def test_a_replay_stopped_midway_applies_whole_chunks_only(tmp_path, make_
     with pytest.raises(RuntimeError):   # the third chunk was prepared, never written
         await replayer.apply_all(db, [events[6:]])
     await db.dispose()
+
+
+async def indexes(db: Database) -> list[tuple]:
+    from sqlalchemy import text
+
+    async with db.session() as s:
+        return sorted(tuple(r) for r in (await s.execute(text(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema()"))).all())
+
+
+async def test_a_bulk_replay_rebuilds_the_keys_and_indexes_it_deferred(tmp_path, postgres):
+    """PostgreSQL: the inbox's and the records' indexes are built once after the load, and
+    come back exactly as the migrations made them."""
+    db = await migrated(tmp_path, postgres.create_database())
+    want = await indexes(db)
+    events = rebuild.canonical(EVENTS)
+    assert await rebuild.Replay(HORIZON).apply_all(db, [events[:5], events[5:]]) == len(EVENTS)
+    assert await indexes(db) == want
+    await db.dispose()
+
+
+async def test_another_writers_duplicate_fails_the_bulk_replay_when_keys_come_back(
+        tmp_path, postgres):
+    import threading
+
+    from tests.infra.postgres import to_asyncpg_kwargs
+
+    url = postgres.create_database()
+    db = await migrated(tmp_path, url)
+    events = rebuild.canonical(EVENTS)
+
+    async def insert_duplicate() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(**to_asyncpg_kwargs(url))
+        await conn.execute("INSERT INTO inbox VALUES ($1, $2, now())", rebuild.CONSUMER,
+                           events[0].id)
+        await conn.close()
+
+    def chunks():
+        yield events[:5]
+        writer = threading.Thread(target=asyncio.run, args=(insert_duplicate(),))
+        writer.start()
+        writer.join()
+        yield events[5:]
+
+    with pytest.raises(Exception, match="unique|duplicate"):
+        await rebuild.Replay(HORIZON).apply_all(db, chunks())
+    await db.dispose()
+
+
+async def test_a_replay_refuses_a_database_whose_keys_an_unfinished_replay_dropped(
+        tmp_path, postgres):
+    from sqlalchemy import text
+
+    db = await migrated(tmp_path, postgres.create_database())
+    async with db.transaction() as s:
+        await s.execute(text("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey"))
+    with pytest.raises(RuntimeError, match="did not finish"):
+        await rebuild.Replay(HORIZON).apply_all(db, [rebuild.canonical(EVENTS)])
+    await db.dispose()
