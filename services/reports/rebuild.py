@@ -9,7 +9,6 @@ activity) with the same inbox, so a rebuilt database can keep consuming where it
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -103,9 +102,8 @@ class Replay:
 
     Fresh tables (the first chunk finds no inbox row of this consumer and no stage record):
     only this replay writes them, so the ids it applied are the inbox, and it dedupes in
-    memory instead of looking ids up; that also lets ``apply_all`` prepare (validate, build
-    rows for) the next chunk while the previous one is written. Otherwise each chunk looks up
-    the ids already in the inbox. Either way the inbox rows are appended (COPY on PostgreSQL)
+    memory instead of looking ids up. Otherwise each chunk looks up the ids already in the
+    inbox. Either way the inbox rows are appended (COPY on PostgreSQL)
     and its primary key still refuses a duplicate: were another writer to add one of these
     ids meanwhile, the chunk's transaction fails and nothing is applied twice. A chunk that
     failed leaves the replay unusable (its ids are remembered without having been committed).
@@ -138,9 +136,8 @@ class Replay:
                         stop: Callable[[], bool] | None = None) -> int:
         """Apply chunks, each in a transaction of its own; returns how many events were new.
 
-        ``stop`` is asked before each chunk (a time budget). On fresh tables the next chunk is
-        prepared in a worker thread while the previous one is written, so PostgreSQL's work
-        overlaps the client's (preparing reads nothing from the database).
+        ``stop`` is asked before each chunk (a time budget). On fresh tables the inbox's and
+        the records' indexes are built once, after the last chunk (``_defer_indexes``).
         """
         self._check()
         chunks = iter(chunks)
@@ -154,7 +151,7 @@ class Replay:
                 async with db.transaction() as session:
                     restore = await _defer_indexes(session)
                 try:
-                    return await self._pipelined(db, chunks, progress, stop)
+                    return await self._bulk(db, chunks, progress, stop)
                 finally:
                     if restore:
                         async with db.transaction() as session:
@@ -175,24 +172,17 @@ class Replay:
                 applied += await self.apply(session, envelopes, progress)
         return applied
 
-    async def _pipelined(self, db: Database, chunks: Iterator[Sequence[Envelope]],
-                         progress: Callable[[int], None] | None,
-                         stop: Callable[[], bool] | None) -> int:
+    async def _bulk(self, db: Database, chunks: Iterator[Sequence[Envelope]],
+                    progress: Callable[[int], None] | None,
+                    stop: Callable[[], bool] | None) -> int:
         applied, known = 0, self.applied
         assert known is not None
-        first = next(chunks, None)
-        ready = None if first is None else self._prepare(list(first), known)
-        while ready is not None and not (stop and stop()):
-            following = next(chunks, None)
-            pending = (None if following is None else asyncio.create_task(
-                asyncio.to_thread(self._prepare, list(following), known)))
-            try:
-                async with db.transaction() as session:
-                    applied += await self._write(session, ready, progress)
-            finally:   # the next chunk is being prepared: let it finish, even on failure
-                ready = None if pending is None else await pending
-        # Stopped with a chunk prepared (its ids remembered) but not written: done for good.
-        self.failed = ready is not None
+        for envelopes in chunks:
+            if stop and stop():
+                break
+            chunk = self._prepare(list(envelopes), known)
+            async with db.transaction() as session:
+                applied += await self._write(session, chunk, progress)
         return applied
 
     def _check(self) -> None:
@@ -207,25 +197,31 @@ class Replay:
         self.started = True
 
     def _prepare(self, envelopes: list[Envelope], known: set[int]) -> Chunk:
-        """Dedupe (ids in ``known`` are skipped; fresh tables: remembered in it), validate
-        and build rows. Pure CPU: safe in a worker thread while a chunk is being written."""
-        first: dict[int, Envelope] = {}
-        for e in envelopes:
-            first.setdefault(e.id.int, e)
-        new = [e for i, e in first.items() if i not in known]
-        if known is self.applied:
-            known.update(first)
-        sites, records, other = [], [], []
-        for envelope in new:
-            if envelope.type in SITE_TYPES:
-                sites.append(envelope)
-            elif envelope.type == StageChanged.TYPE:
+        """Dedupe (ids in ``known`` are skipped; on fresh tables this chunk's are added to it),
+        validate and build rows, in one pass. Reads nothing from the database."""
+        seen: set[int] = set()
+        new: list[Envelope] = []
+        sites: list[Envelope] = []
+        records: list[tuple] = []
+        other: list[Envelope] = []
+        for envelope in envelopes:
+            key = envelope.id.int
+            if key in known or key in seen:
+                continue
+            seen.add(key)
+            new.append(envelope)
+            kind = envelope.type
+            if kind == StageChanged.TYPE:
                 e = parse(envelope)
                 assert isinstance(e, StageChanged)
                 records.append((str(envelope.id), e.site_id, e.psc_code, e.programme,
                                 e.to_tool, e.to_stage, e.applies_from, e.reported_at))
+            elif kind in SITE_TYPES:
+                sites.append(envelope)
             else:
                 other.append(envelope)
+        if known is self.applied:
+            known |= seen
         return Chunk(len(envelopes), new, sites, records, [parse(e) for e in other])
 
     async def _write(self, session: AsyncSession, chunk: Chunk,
@@ -354,11 +350,11 @@ def _facts(histories: Iterable[Sequence], sites: dict[str, tuple], first: int, l
         site = sites.get(site_id)
         if site is None:
             continue
-        opened_on, closed_on, *area = site
+        opened_on, closed_on, icb, psc, region = site
         stages = quarter_stages_of([r[2:] for r in history], opened_on, closed_on, first, last)
-        by_area[(programme, *area)].extend(stages)
+        by_area[(programme, icb, psc, region)].extend(stages)
         for qn, tool, stage in stages:
-            yield (site_id, programme, qn, tool, stage, *area)
+            yield (site_id, programme, qn, tool, stage, icb, psc, region)
 
 
 async def _histories(session: AsyncSession) -> list[tuple]:
