@@ -5,6 +5,11 @@ fact maintenance: the rebuild recomputes every series over the whole horizon in 
 which is both the fast path for a replay and the reference the property test compares the
 incremental views against. Events are applied in a canonical order (sites, then stages, then
 activity) with the same inbox, so a rebuilt database can keep consuming where it left off.
+
+Into fresh tables a ``Replay`` is a bulk load (see its docstring): ids deduped in memory, rows
+appended by COPY, the inbox's and the records' indexes built once at the end on PostgreSQL;
+``derive_all`` streams the facts into COPY as it derives them. The result is the same
+database, indexes included, as the chunk-by-chunk path over tables with history.
 """
 
 from __future__ import annotations
