@@ -202,16 +202,18 @@ def _names(columns: Iterable[str]) -> str:
 
 
 async def copy_rows(session: Any, table: Table, columns: Sequence[str],
-                    records: Sequence[tuple[Any, ...]]) -> None:
+                    records: Iterable[tuple[Any, ...]]) -> None:
     """Append plain rows (tuples in ``columns`` order) inside the session's transaction.
 
     For bulk loads with no conflict handling (a duplicate key fails the transaction). On
     PostgreSQL it is asyncpg's binary COPY on the session's own connection (no SQL parameter
     or JSON encoding at all); elsewhere one driver executemany of positional rows, each value
     converted by its column type's bind processor (as a Core insert would, without building
-    and processing a parameter dict per row).
+    and processing a parameter dict per row). ``records`` may be a lazy iterable (a
+    generator): on PostgreSQL rows are then encoded and sent in 512 kB pieces as it yields
+    them, so the server stores one piece while the generator computes the next.
     """
-    if not records:
+    if isinstance(records, Sequence) and not records:
         return
     conn = await connection_of(session)
     if conn.dialect.name != "postgresql":
@@ -223,6 +225,8 @@ async def copy_rows(session: Any, table: Table, columns: Sequence[str],
             for i, process in convert:
                 row[i] = process(row[i])
             rows.append(tuple(row))
+        if not rows:
+            return
         marks = ", ".join("?" for _ in columns)
         sql = f'INSERT INTO "{table.name}" ({_names(columns)}) VALUES ({marks})'
         await conn.exec_driver_sql(sql, rows)

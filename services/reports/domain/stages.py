@@ -13,7 +13,6 @@ has not closed by then (``closed_on`` is None or after the end). Only open sites
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,26 +85,46 @@ def quarter_facts(history: Sequence[StagePoint], opened_on: date | None,
 def quarter_stages(history: Iterable[StagePoint], opened_on: date | None,
                    closed_on: date | None, first: int, last: int
                    ) -> list[tuple[int, str | None, int]]:
-    """``quarter_facts`` as plain (qn, tool, stage) tuples (bulk derivations make many).
+    """``quarter_facts`` as plain (qn, tool, stage) tuples (bulk derivations make many)."""
+    return quarter_stages_of([(p.applies_from, p.reported_at, p.tool, p.stage, p.tiebreak)
+                              for p in history], opened_on, closed_on, first, last)
+
+
+def quarter_stages_of(history: Sequence[tuple[date, datetime, str | None, int, str]],
+                      opened_on: date | None, closed_on: date | None, first: int, last: int
+                      ) -> list[tuple[int, str | None, int]]:
+    """``quarter_stages`` over plain (applies_from, reported_at, tool, stage, tiebreak) rows.
 
     ``stage_at`` at every quarter end, in one sweep: sorted by precedence (``applies_from``
-    first), the records in force on a day are a prefix of the history and the first record
-    of the prefix's highest precedence is the one ``stage_at`` picks.
+    first; a stable sort keeps full ties in history order), the records in force on a day
+    are a prefix of the history, and ``stage_at`` picks the first record of the prefix's
+    highest precedence. The quarters a site is open at are consecutive (``is_open``), so the
+    sweep runs over those only.
     """
-    ordered = sorted(zip(map(_PRECEDENCE, history), itertools.count(), history))
+    ends = quarter_ends(first, last)
+    lo, hi = 0, len(ends)
+    if opened_on is not None:
+        while lo < hi and ends[lo][1] < opened_on:
+            lo += 1
+    if closed_on is not None:
+        while hi > lo and ends[hi - 1][1] >= closed_on:
+            hi -= 1
+    ordered = sorted(history, key=_ROW_PRECEDENCE)
     facts: list[tuple[int, str | None, int]] = []
     i, n = 0, len(ordered)
     best: tuple | None = None
-    point: StagePoint | None = None
-    for qn, end in quarter_ends(first, last):
-        while i < n and ordered[i][0][0] <= end:
-            precedence, _, candidate = ordered[i]
+    tool: str | None = None
+    stage = -1
+    for qn, end in ends[lo:hi]:
+        while i < n and ordered[i][0] <= end:
+            row = ordered[i]
+            precedence = (row[0], row[1], row[4])
             if best is None or precedence > best:
-                best, point = precedence, candidate
+                best, tool, stage = precedence, row[2], row[3]
             i += 1
-        if point is not None and is_open(opened_on, closed_on, end):
-            facts.append((qn, point.tool, point.stage))
+        if best is not None:
+            facts.append((qn, tool, stage))
     return facts
 
 
-_PRECEDENCE = operator.attrgetter("applies_from", "reported_at", "tiebreak")
+_ROW_PRECEDENCE = operator.itemgetter(0, 1, 4)

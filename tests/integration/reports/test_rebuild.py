@@ -76,3 +76,201 @@ async def test_replay_refuses_a_stage_event_parse_refuses(tmp_path, change):
     async with rt.db.transaction() as s:
         assert await rebuild.replay(s, [good], HORIZON) == 1
     await rt.db.dispose()
+
+
+async def table_rows(db: Database) -> dict[str, list]:
+    """Every table a replay writes, sorted (inbox without its processed_at)."""
+    from sqlalchemy import text
+
+    out = {}
+    async with db.session() as s:
+        for table, columns in [("reports_site", "*"), ("reports_icb_registrations", "*"),
+                               ("reports_stage_record", "*"), ("reports_stage_fact", "*"),
+                               ("reports_stage_count", "*"), ("reports_activity", "*"),
+                               ("reports_activity_resident", "*"),
+                               ("inbox", "consumer, event_id")]:
+            rows = (await s.execute(text(f"SELECT {columns} FROM {table}"))).all()
+            out[table] = sorted(tuple(str(v) for v in r) for r in rows)
+    return out
+
+
+def urls(tmp_path, pg_url_factory):
+    def make(name: str) -> str:
+        if pg_url_factory is None:
+            return f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+        return pg_url_factory()
+    return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_url(request, tmp_path):
+    if request.param == "sqlite":
+        return urls(tmp_path, None)
+    postgres = request.getfixturevalue("postgres")
+    return urls(tmp_path, postgres.create_database)
+
+
+async def migrated(tmp_path, url: str) -> Database:
+    rt = reports_runtime(tmp_path, url)
+    await upgrade(rt.db, rt.migrations)
+    return rt.db
+
+
+async def test_a_chunked_replay_equals_one_transaction_and_applies_duplicates_once(
+        tmp_path, make_url):
+    """Fresh tables: ids are deduped in memory across chunks (no inbox lookups); the tables
+    equal a one-chunk replay's."""
+    events = rebuild.canonical(EVENTS)
+    chunks = [events[:3], events[2:7] + events[:1], events[5:] + events[4:6]]
+    one, chunked = await migrated(tmp_path, make_url("one")), await migrated(
+        tmp_path, make_url("chunked"))
+    async with one.transaction() as s:
+        assert await rebuild.replay(s, events, HORIZON) == len(EVENTS)
+        await rebuild.derive_all(s, HORIZON)
+    seen = []
+    replayer = rebuild.Replay(HORIZON)
+    assert await replayer.apply_all(chunked, chunks, progress=seen.append) == len(EVENTS)
+    assert replayer.applied is not None   # the fresh-table path was taken
+    assert seen == [len(c) for c in chunks]
+    async with chunked.transaction() as s:
+        await rebuild.derive_all(s, HORIZON)
+    assert await table_rows(chunked) == await table_rows(one)
+    await one.dispose()
+    await chunked.dispose()
+
+
+async def test_a_replay_into_tables_with_history_looks_ids_up(tmp_path, make_url):
+    """Not fresh (an earlier replay or the live consumer wrote): known ids are skipped."""
+    events = rebuild.canonical(EVENTS)
+    db = await migrated(tmp_path, make_url("db"))
+    assert await rebuild.Replay(HORIZON).apply_all(db, [events[:6]]) == 6
+    replayer = rebuild.Replay(HORIZON)
+    assert await replayer.apply_all(db, [events[3:9], events]) == len(EVENTS) - 6
+    assert replayer.applied is None
+    async with db.transaction() as s:
+        await rebuild.derive_all(s, HORIZON)
+    want = await migrated(tmp_path, make_url("want"))
+    async with want.transaction() as s:
+        await rebuild.replay(s, events, HORIZON)
+        await rebuild.derive_all(s, HORIZON)
+    assert await table_rows(db) == await table_rows(want)
+    await db.dispose()
+    await want.dispose()
+
+
+async def test_a_rebuilt_database_keeps_consuming_without_applying_anything_twice(tmp_path):
+    """The inbox holds every replayed id under the live consumer's key: redelivered, the
+    history changes nothing; a new event is applied."""
+    rt = reports_runtime(tmp_path)
+    await upgrade(rt.db, rt.migrations)
+    await rebuild.Replay(HORIZON).apply_all(rt.db, [rebuild.canonical(EVENTS)[i:i + 4]
+                                                    for i in range(0, len(EVENTS), 4)])
+    async with rt.db.transaction() as s:
+        await rebuild.derive_all(s, HORIZON)
+    before = await table_rows(rt.db)
+    await deliver(rt, EVENTS, batch=5)
+    assert await table_rows(rt.db) == before
+    await deliver(rt, [stage("1-C", 4, date(2022, 6, 1), icb="QUY")])
+    after = await table_rows(rt.db)
+    assert len(after["reports_stage_record"]) == len(before["reports_stage_record"]) + 1
+    assert len(after["inbox"]) == len(before["inbox"]) + 1
+    await rt.db.dispose()
+
+
+async def test_a_refused_chunk_commits_the_chunks_before_it_and_ends_the_replay(tmp_path,
+                                                                              make_url):
+    """A refusal leaves exactly the chunks before it committed, and the replay cannot be
+    reused (its memory of applied ids would be wrong)."""
+    events = rebuild.canonical(EVENTS)
+    good = stage("1-A", 3, date(2022, 6, 1))
+    bad = good.model_copy(update={"id": uuid.uuid4(), "data": {**good.data, "to_stage": 8}})
+    db = await migrated(tmp_path, make_url("db"))
+    replayer = rebuild.Replay(HORIZON)
+    with pytest.raises(ValueError):
+        await replayer.apply_all(db, [events[:4], events[4:] + [bad], [good]])
+    async with db.session() as s:
+        from shared.inbox import INBOX
+        assert len((await s.execute(select(INBOX))).all()) == 4
+    with pytest.raises(RuntimeError, match="start a new replay"):
+        await replayer.apply_all(db, [[good]])
+    await db.dispose()
+
+
+async def test_a_replay_stopped_midway_applies_whole_chunks_only(tmp_path, make_url):
+    events = rebuild.canonical(EVENTS)
+    db = await migrated(tmp_path, make_url("db"))
+    asked = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    replayer = rebuild.Replay(HORIZON)
+    assert await replayer.apply_all(db, [events[:3], events[3:6], events[6:]], stop=stop) == 6
+    async with db.session() as s:
+        from shared.inbox import INBOX
+        assert len((await s.execute(select(INBOX))).all()) == 6
+    assert await replayer.apply_all(db, [events]) == len(EVENTS) - 6   # and it can go on
+    await db.dispose()
+
+
+async def indexes(db: Database) -> list[tuple]:
+    from sqlalchemy import text
+
+    async with db.session() as s:
+        return sorted(tuple(r) for r in (await s.execute(text(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema()"))).all())
+
+
+async def test_a_bulk_replay_rebuilds_the_keys_and_indexes_it_deferred(tmp_path, postgres):
+    """PostgreSQL: the inbox's and the records' indexes are built once after the load, and
+    come back exactly as the migrations made them."""
+    db = await migrated(tmp_path, postgres.create_database())
+    want = await indexes(db)
+    events = rebuild.canonical(EVENTS)
+    assert await rebuild.Replay(HORIZON).apply_all(db, [events[:5], events[5:]]) == len(EVENTS)
+    assert await indexes(db) == want
+    await db.dispose()
+
+
+async def test_another_writers_duplicate_fails_the_bulk_replay_when_keys_come_back(
+        tmp_path, postgres):
+    import threading
+
+    from tests.infra.postgres import to_asyncpg_kwargs
+
+    url = postgres.create_database()
+    db = await migrated(tmp_path, url)
+    events = rebuild.canonical(EVENTS)
+
+    async def insert_duplicate() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(**to_asyncpg_kwargs(url))
+        await conn.execute("INSERT INTO inbox VALUES ($1, $2, now())", rebuild.CONSUMER,
+                           events[0].id)
+        await conn.close()
+
+    def chunks():
+        yield events[:5]
+        writer = threading.Thread(target=asyncio.run, args=(insert_duplicate(),))
+        writer.start()
+        writer.join()
+        yield events[5:]
+
+    with pytest.raises(Exception, match="unique|duplicate"):
+        await rebuild.Replay(HORIZON).apply_all(db, chunks())
+    await db.dispose()
+
+
+async def test_a_replay_refuses_a_database_whose_keys_an_unfinished_replay_dropped(
+        tmp_path, postgres):
+    from sqlalchemy import text
+
+    db = await migrated(tmp_path, postgres.create_database())
+    async with db.transaction() as s:
+        await s.execute(text("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey"))
+    with pytest.raises(RuntimeError, match="did not finish"):
+        await rebuild.Replay(HORIZON).apply_all(db, [rebuild.canonical(EVENTS)])
+    await db.dispose()

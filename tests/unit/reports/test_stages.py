@@ -13,6 +13,7 @@ from services.reports.domain.stages import (
     is_open,
     ordinal,
     quarter_facts,
+    quarter_stages_of,
     stage_at,
 )
 from shared.quarters import Quarter
@@ -122,3 +123,16 @@ def test_quarter_facts_are_stage_at_each_open_quarter_end(history, opened, close
             if is_open(opened, closed, from_ordinal(qn).end)
             and (point := stage_at(history, from_ordinal(qn).end)) is not None]
     assert quarter_facts(history, opened, closed, first, first + 9) == want
+
+
+def test_quarter_stages_of_plain_rows_keeps_full_ties_in_history_order():
+    """Rows as the rebuild reads them; a full tie (same precedence) keeps the first row, as
+    ``stage_at``'s ``max`` does."""
+    q1 = ordinal(Quarter(2022, 1))
+    reported = datetime(2023, 1, 10, tzinfo=UTC)
+    rows = [(date(2022, 5, 1), reported, "B", 4, "x"), (date(2022, 5, 1), reported, "A", 3, "x"),
+            (date(2022, 4, 1), reported, "C", 1, "y")]
+    assert quarter_stages_of(rows, None, None, q1, q1 + 1) == [(q1, "B", 4), (q1 + 1, "B", 4)]
+    assert quarter_stages_of(rows, date(2022, 7, 1), None, q1, q1 + 1) == [(q1 + 1, "B", 4)]
+    assert quarter_stages_of(rows, None, date(2022, 9, 30), q1, q1 + 1) == [(q1, "B", 4)]
+    assert quarter_stages_of(rows, date(2022, 9, 1), date(2022, 8, 1), q1, q1 + 1) == []
