@@ -108,10 +108,12 @@ class Replay:
     Fresh tables (the first chunk finds no inbox row of this consumer and no stage record):
     only this replay writes them, so the ids it applied are the inbox, and it dedupes in
     memory instead of looking ids up. Otherwise each chunk looks up the ids already in the
-    inbox. Either way the inbox rows are appended (COPY on PostgreSQL)
-    and its primary key still refuses a duplicate: were another writer to add one of these
-    ids meanwhile, the chunk's transaction fails and nothing is applied twice. A chunk that
-    failed leaves the replay unusable (its ids are remembered without having been committed).
+    inbox. Either way the inbox rows are appended (COPY on PostgreSQL) and its primary key
+    refuses a duplicate another writer may have added meanwhile, so nothing is applied
+    twice: at once over tables with history, and at the end of a bulk load into fresh
+    tables on PostgreSQL, whose keys are dropped for the load and rebuilt then, failing the
+    replay (``_defer_indexes``). A chunk that failed leaves the replay unusable (its ids are
+    remembered without having been committed).
     """
 
     def __init__(self, horizon: Horizon) -> None:
