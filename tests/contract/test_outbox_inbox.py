@@ -20,7 +20,14 @@ from shared.events.envelope import fast_encode
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
 from shared.inbox import prune as prune_inbox
 from shared.migrations import upgrade
-from shared.outbox import OUTBOX, OUTBOX_DEAD, add_encoded, add_events, utcnow
+from shared.outbox import (
+    COPY_FROM_ROWS,
+    OUTBOX,
+    OUTBOX_DEAD,
+    add_encoded,
+    add_events,
+    utcnow,
+)
 from shared.relay import OutboxRelay
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "scoring" / "migrations"
@@ -91,12 +98,15 @@ async def test_relay_publishes_committed_rows_once_in_order(db):
     assert pending.scalar_one() == 0
 
 
-async def test_encoded_events_are_stored_and_published_as_model_events_are(db):
-    """``add_encoded`` (a COPY on PostgreSQL) stores the row ``add_events`` would, in order."""
+@pytest.mark.parametrize("count", [3, COPY_FROM_ROWS])
+async def test_encoded_events_are_stored_and_published_as_model_events_are(db, count):
+    """``add_encoded`` (an INSERT, or from ``COPY_FROM_ROWS`` rows a COPY on PostgreSQL)
+    stores the row ``add_events`` would, in order."""
     time = utcnow()
     async with db.transaction() as session:
         await add_encoded(session, [fast_encode(SiteRegistered, site(n).model_dump(mode="json"),
-                                                source="/test", time=time) for n in range(3)])
+                                                source="/test", time=time)
+                                    for n in range(count)])
     async with db.engine.connect() as conn:
         rows = (await conn.execute(select(OUTBOX).order_by(OUTBOX.c.seq))).all()
     for n, row in enumerate(rows):
@@ -104,9 +114,10 @@ async def test_encoded_events_are_stored_and_published_as_model_events_are(db):
         assert (row.event_type, row.topic, row.key, row.attempts) == (
             "SiteRegistered", "adoption.sites", f"1-{n}", 0)
         assert row.payload == encode(expected).decode() and row.published_at is None
+    assert len(rows) == count
     bus = MemoryBus(partitions=1)
-    assert await OutboxRelay(db, bus, service="test").run_once() == 3
-    assert await published_values(bus) == ["1-0", "1-1", "1-2"]
+    assert await OutboxRelay(db, bus, service="test").run_once() == count
+    assert await published_values(bus) == [f"1-{n}" for n in range(count)]
 
 
 async def test_failed_publish_is_retried_with_backoff_then_published(db):
@@ -325,21 +336,32 @@ async def test_younger_row_waits_while_an_older_row_of_its_key_backs_off(db):
     assert revisions == [1, 2]
 
 
-async def _write_model(session, event: SiteRegistered) -> None:
+async def _write_model(session, event: SiteRegistered) -> list[str]:
     await add_events(session, [event], source="/test")
+    return [event.site_id]
 
 
-async def _write_encoded(session, event: SiteRegistered) -> None:  # ingest's and scoring's path
+async def _write_encoded(session, event: SiteRegistered) -> list[str]:  # ingest's, scoring's
     await add_encoded(session, [fast_encode(SiteRegistered, event.model_dump(mode="json"),
                                             source="/test", time=utcnow())])
+    return [event.site_id]
+
+
+async def _write_copied(session, event: SiteRegistered) -> list[str]:  # a batch's: by COPY
+    events = [event.model_copy(update={"site_id": f"{event.site_id}-{n}"})
+              for n in range(COPY_FROM_ROWS)]
+    await add_encoded(session, [fast_encode(SiteRegistered, e.model_dump(mode="json"),
+                                            source="/test", time=utcnow()) for e in events])
+    return [e.site_id for e in events]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("write", [_write_model, _write_encoded])
+@pytest.mark.parametrize("write", [_write_model, _write_encoded, _write_copied])
 async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url, write):
     """PostgreSQL: the outbox insert NOTIFY wakes the relay leader at once; its poll interval
     here (30 s) would otherwise be the delay. The writer is a separate engine, as the API
-    process is on the scale path. ``add_encoded`` appends by COPY: the trigger fires too."""
+    process is on the scale path. ``add_encoded`` of many rows appends by COPY: the trigger
+    fires too."""
     relay_db, writer_db = Database(pg_url), Database(pg_url)
     await upgrade(relay_db, MIGRATIONS)
     bus = MemoryBus(partitions=1)
@@ -353,7 +375,7 @@ async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url, write)
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         async with writer_db.transaction() as session:
-            await write(session, site(1))
+            written = await write(session, site(1))
         deadline = asyncio.get_running_loop().time() + 3
         while relay.published_total < 1:
             assert asyncio.get_running_loop().time() < deadline, "relay was not woken"
@@ -363,7 +385,7 @@ async def test_relay_wakes_on_another_process_insert_not_its_poll(pg_url, write)
         await task
         await relay_db.dispose()
         await writer_db.dispose()
-    assert await published_values(bus) == ["1-1"]
+    assert await published_values(bus) == written
 
 
 async def test_prune_deletes_only_rows_published_before_the_retention(db):
