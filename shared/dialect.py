@@ -165,8 +165,11 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
     key = None if newer is None else (tuple(newer[0]), newer[1])
     adds = None if add is None else (tuple(add[0]), tuple(add[1]))
     sql = _insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
-    result = await (await connection_of(session)).exec_driver_sql(sql, (to_json(rows).decode(),))
-    return list(result.scalars()) if returning else []
+    raw = await _in_transaction(session)
+    if returning:
+        return [r[0] for r in await raw.fetch(sql, to_json(rows).decode())]
+    await raw.execute(sql, to_json(rows).decode())
+    return []
 
 
 def _core_insert(table: Table, dialect: str, columns: list[str], ignore: bool,
@@ -231,10 +234,24 @@ async def copy_rows(session: Any, table: Table, columns: Sequence[str],
         sql = f'INSERT INTO "{table.name}" ({_names(columns)}) VALUES ({marks})'
         await conn.exec_driver_sql(sql, rows)
         return
+    raw = await _in_transaction(conn)
+    await raw.copy_records_to_table(table.name, columns=list(columns), records=records)
+
+
+async def _in_transaction(session: Any) -> Any:
+    """asyncpg's connection under ``session``, inside the session's transaction.
+
+    SQLAlchemy begins its transaction lazily, at its first statement; a statement sent
+    straight to the driver before that would run in autocommit, outside the transaction
+    (and survive its rollback). So it is begun first when need be. Statements sent straight
+    to the driver skip SQLAlchemy's execution path: ~100 us of CPU less per statement,
+    which is a fifth of a one-set transaction.
+    """
+    conn = await connection_of(session)
     raw = await driver_connection(conn)
     if not raw.is_in_transaction():
-        await conn.exec_driver_sql("SELECT 1")   # SQLAlchemy begins its transaction lazily
-    await raw.copy_records_to_table(table.name, columns=list(columns), records=records)
+        await conn.exec_driver_sql("SELECT 1")
+    return raw
 
 
 async def connection_of(session: Any) -> AsyncConnection:

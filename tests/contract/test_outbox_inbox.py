@@ -407,3 +407,19 @@ async def test_prune_deletes_only_rows_published_before_the_retention(db):
         (5, False), (6, False), (7, False), (8, True)]
     assert await relay.prune() == 0
     assert await OutboxRelay(db, MemoryBus(), service="test", retention_hours=0).prune() == 0
+
+
+@pytest.mark.parametrize("count", [1, COPY_FROM_ROWS])
+async def test_rows_written_first_in_a_transaction_roll_back_with_it(db, count):
+    """``add_encoded`` reaches past SQLAlchemy to the driver (an INSERT, or a COPY), which
+    begins its transaction lazily: written before any other statement, the rows must still
+    belong to the transaction, not be autocommitted outside it."""
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await add_encoded(session, [fast_encode(SiteRegistered,
+                                                    site(n).model_dump(mode="json"),
+                                                    source="/test", time=utcnow())
+                                        for n in range(count)])
+            raise RuntimeError("roll back")
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(OUTBOX))).scalar() == 0
