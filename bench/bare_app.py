@@ -1,43 +1,28 @@
-"""Baseline (a): a bare FastAPI endpoint that only validates the observation JSON.
+"""Baseline (a): bare FastAPI endpoints that only validate the same JSON as ingest's.
 
-Same edge model as ingest's ``POST /observation-sets`` (``ObservationSetIn``), same server
-stack (``uvicorn.run(app, log_config=None)`` as ``mandet serve``, the same FastAPI options),
-no auth, no database: the ceiling the real endpoint is compared with. If ingest's schema is
-missing, a model with the fields of ``ObservationRecorded`` stands in.
+Same edge models as ingest's ``POST /observation-sets`` (``ObservationSetIn``), its batch
+(every item an ``ObservationSetIn``) and ``POST /fhir`` (the Bundle, then each Observation
+entry, with ingest's own FHIR models and ``parse_float=Decimal``), same server stack
+(``uvicorn.run(app, log_config=None)`` as ``mandet serve``, the same FastAPI options), no
+auth, no database: the ceilings the real endpoints are compared with (issue 4).
 Run: ``python -m bench.bare_app --port P``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import uuid
-from datetime import datetime
 from decimal import Decimal
-from typing import Literal
 
-from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import FastAPI, Request
+from pydantic import TypeAdapter
 
+from services.ingest.fhir_models import Bundle, Observation
+from services.ingest.schemas import BatchIn, ObservationSetIn
 from shared.api import FRAMEWORK_OPTIONS
 
-try:
-    from services.ingest.schemas import ObservationSetIn
-except ImportError:  # ingest not built yet: the event's fields, validated the same way
-    class ObservationSetIn(BaseModel):  # type: ignore[no-redef]
-        model_config = ConfigDict(extra="forbid")
-        nhs_number: str | None = None
-        local_id: str | None = None
-        site_id: str = Field(min_length=3, max_length=32)
-        taken_at: datetime
-        respiration_rate: Decimal | None = Field(default=None, allow_inf_nan=False)
-        spo2: Decimal | None = Field(default=None, allow_inf_nan=False)
-        on_oxygen: bool | None = None
-        systolic_bp: Decimal | None = Field(default=None, allow_inf_nan=False)
-        pulse: Decimal | None = Field(default=None, allow_inf_nan=False)
-        consciousness: Literal["A", "C", "V", "P", "U"] | None = None
-        temperature: Decimal | None = Field(default=None, allow_inf_nan=False)
-        temperature_unit: Literal["C", "F"] = "C"
-        platform_set_id: str | None = None
+_ITEMS = TypeAdapter(list[ObservationSetIn])
 
 # The services' framework options (telemetry off), so the ratio compares like with like.
 app = FastAPI(title="bench bare endpoint", **FRAMEWORK_OPTIONS)
@@ -47,6 +32,25 @@ app = FastAPI(title="bench bare endpoint", **FRAMEWORK_OPTIONS)
 async def validate_only(body: ObservationSetIn) -> dict[str, str]:
     """Validate and answer like ingest would; store nothing."""
     return {"id": str(uuid.uuid4()), "outcome": "accepted"}
+
+
+@app.post("/observation-sets/batch")
+async def validate_batch(body: BatchIn) -> dict[str, object]:
+    """Validate every item as ingest's batch does; answer with per-item results."""
+    items = _ITEMS.validate_python(body.items)
+    return {"accepted": len(items), "duplicates": 0, "rejected": 0,
+            "results": [{"index": i, "outcome": "accepted", "id": str(uuid.uuid4()),
+                         "status": 201} for i in range(len(items))]}
+
+
+@app.post("/fhir")
+async def validate_bundle(request: Request) -> dict[str, object]:
+    """Validate the Bundle and each Observation with ingest's FHIR models; store nothing."""
+    bundle = Bundle.model_validate(json.loads(await request.body(), parse_float=Decimal))
+    observations = [Observation.model_validate(e.resource) for e in bundle.entry
+                    if e.resource.get("resourceType") == "Observation"]
+    return {"resourceType": "Bundle", "type": f"{bundle.type}-response",
+            "entry": [{"response": {"status": "201 Created"}} for _ in observations]}
 
 
 @app.get("/healthz")
