@@ -154,11 +154,11 @@ class Replay:
                     async with db.transaction() as session:
                         await self._start(session)
                 if self.applied is None:
-                    return await self._one_by_one(db, chunks, progress, stop)
+                    return await self._chunks(db, chunks, progress, stop)
                 async with db.transaction() as session:
                     restore = await _defer_indexes(session)
                 try:
-                    return await self._bulk(db, chunks, progress, stop)
+                    return await self._chunks(db, chunks, progress, stop)
                 finally:
                     if restore:
                         async with db.transaction() as session:
@@ -168,28 +168,16 @@ class Replay:
             self.failed = True
             raise
 
-    async def _one_by_one(self, db: Database, chunks: Iterator[Sequence[Envelope]],
-                          progress: Callable[[int], None] | None,
-                          stop: Callable[[], bool] | None) -> int:
+    async def _chunks(self, db: Database, chunks: Iterator[Sequence[Envelope]],
+                      progress: Callable[[int], None] | None,
+                      stop: Callable[[], bool] | None) -> int:
+        """Each chunk in a transaction of its own (``apply``), until ``stop`` says so."""
         applied = 0
         for envelopes in chunks:
             if stop and stop():
                 break
             async with db.transaction() as session:
                 applied += await self.apply(session, envelopes, progress)
-        return applied
-
-    async def _bulk(self, db: Database, chunks: Iterator[Sequence[Envelope]],
-                    progress: Callable[[int], None] | None,
-                    stop: Callable[[], bool] | None) -> int:
-        applied, known = 0, self.applied
-        assert known is not None
-        for envelopes in chunks:
-            if stop and stop():
-                break
-            chunk = self._prepare(list(envelopes), known)
-            async with db.transaction() as session:
-                applied += await self._write(session, chunk, progress)
         return applied
 
     def _check(self) -> None:
