@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import drive
 from bench.core import Context, Row, Target, scenario
+from bench.loadgen import steady
 from bench.pgutil import connect, fetchval
 from bench.scenarios.common import homes
 from bench.scenarios.reports import PROGRAMME, populate
@@ -87,10 +88,11 @@ async def reports_freshness(ctx: Context) -> list[Row]:
         await _publish(producer, primer, rate=1000.0)
         await _applied(built["twin_url"], {e.event_id for e in primer}, timeout=60, since=since)
         await floor.until(len(primer), timeout=60)
-        due, published = await _publish(producer, events, rate)
+        with steady():   # the harness must not pause mid-phase (see ``steady``)
+            due, published = await _publish(producer, events, rate)
+            await floor.until(len(primer) + len(events), timeout=10)
         applied = await _applied(built["twin_url"], {e.event_id for e in events}, timeout=60,
                                  since=since)
-        await floor.until(len(primer) + len(events), timeout=10)
     finally:
         await floor.stop()
         await producer.stop()

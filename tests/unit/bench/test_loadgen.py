@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
-from bench.loadgen import closed_loop, open_loop
+from bench.loadgen import closed_loop, open_loop, steady
 
 
 async def test_open_loop_sends_every_scheduled_request_once():
@@ -88,3 +89,33 @@ async def test_raw_client_does_not_resend_on_a_fresh_connection():
     finally:
         await client.aclose()
         server.close()
+
+
+@pytest.fixture
+def thawed() -> None:
+    if gc.get_freeze_count():
+        pytest.skip("an app started by an earlier test left the heap frozen")
+
+
+@pytest.mark.usefixtures("thawed")
+def test_a_load_phase_runs_with_the_harness_heap_frozen_and_thawed_after() -> None:
+    with steady():
+        frozen = gc.get_freeze_count()
+        with steady():   # nested: still frozen, not thawed by the inner exit
+            pass
+        assert gc.get_freeze_count() == frozen
+    assert frozen > 0
+    assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("thawed")
+async def test_open_loop_sends_with_the_heap_frozen() -> None:
+    counts: list[int] = []
+
+    async def send(_: object) -> int:
+        counts.append(gc.get_freeze_count())
+        return 200
+
+    await open_loop(send, [1], rate=200, warmup_s=0, duration_s=0.05, max_count=5)
+    assert counts and all(c > 0 for c in counts)
+    assert gc.get_freeze_count() == 0
