@@ -9,6 +9,10 @@ failures to a retry or a dead letter.
   and the loop moves on, so one poison message never blocks a partition.
 - If the database is unreachable, nothing is dead-lettered: the same batch is retried after a
   pause, and the bus redelivers it if this process dies meanwhile.
+- ``after_commit`` (the relay's wake-up) runs after a batch transaction that wrote outbox
+  rows, and only then: a consumer that publishes nothing (reports) would otherwise make its
+  relay claim nothing after every batch (0.5 of 6 CPU s of the reports worker at 1,000
+  events/s). On PostgreSQL the outbox's insert NOTIFY wakes the relay as well.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from shared.bus.base import Bus, Message
 from shared.db import Database
 from shared.events import Envelope, Event, UnknownEvent, decode, parse
 from shared.inbox import CONSUMER_DEAD, first_time, first_time_many
-from shared.outbox import utcnow
+from shared.outbox import utcnow, wrote_events
 
 log = logging.getLogger("mandet.consumer")
 
@@ -104,7 +108,7 @@ class ConsumerRunner:
         async with self.db.transaction() as session:
             for message in batch:
                 await self._apply_one(session, message)
-        if self.after_commit:
+        if self.after_commit and wrote_events(session):
             self.after_commit()
 
     async def _apply_one(self, session: AsyncSession, message: Message) -> None:
@@ -198,7 +202,7 @@ class BatchConsumerRunner(ConsumerRunner):
                 await self.batch_handler(session, fresh)
         self.stats.applied += len(fresh)
         self.stats.duplicates += len(wanted) - len(fresh)
-        if self.after_commit:
+        if self.after_commit and wrote_events(session):
             self.after_commit()
 
 

@@ -30,6 +30,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+WROTE = "outbox.wrote"   # session.info key: this session's transaction added outbox rows
+
+
+def wrote_events(session: AsyncSession) -> bool:
+    """Whether ``session``'s transaction added outbox rows (``add_events``/``add_encoded``):
+    after its commit, the relay has something to publish."""
+    return session.info.get(WROTE, False)
+
+
 class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
@@ -102,6 +111,7 @@ async def add_events(
         rows.append(outbox_values(env, topic, now))
     if rows:
         await insert_rows(session, OUTBOX, rows)  # one statement, whatever the batch size
+        session.info[WROTE] = True
     return envelopes
 
 
@@ -127,9 +137,10 @@ async def add_encoded(session: AsyncSession, events: Iterable[Encoded]) -> None:
     rows = [(e.id, e.type, e.topic, e.subject, e.payload, now, 0, now) for e in events]
     if len(rows) >= COPY_FROM_ROWS:
         await copy_rows(session, OUTBOX, ENCODED_COLUMNS, rows)
-    else:
+    elif rows:
         await insert_rows(session, OUTBOX, [dict(zip(ENCODED_COLUMNS, r, strict=True))
                                             for r in rows])
+    session.info[WROTE] = session.info.get(WROTE, False) or bool(rows)
 
 
 def _topic_of(item: Event | Envelope, env: Envelope) -> str:

@@ -199,10 +199,10 @@ async def test_inbox_prune_deletes_only_rows_past_retention_in_bounded_chunks(db
 
 
 async def _run_consumer(db: Database, bus: MemoryBus, handler, expected_applied: int,
-                        name: str = "contract") -> ConsumerRunner:
+                        name: str = "contract", after_commit=None) -> ConsumerRunner:
     runner = ConsumerRunner(db, bus, name=name,
                             handlers={SiteRegistered.TYPE: ("adoption.sites", handler)},
-                            max_attempts=2)
+                            max_attempts=2, after_commit=after_commit)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     deadline = asyncio.get_running_loop().time() + 10
@@ -227,6 +227,23 @@ async def test_redelivered_event_changes_nothing(db):
     runner = await _run_consumer(db, bus, handler, expected_applied=1)
     assert effects == ["1-1"]
     assert (runner.stats.applied, runner.stats.duplicates) == (1, 1)
+
+
+async def test_the_relay_is_woken_after_a_batch_that_wrote_events_and_only_then(db):
+    async def quiet(session, envelope, event):   # reports: views only, nothing published
+        pass
+
+    async def publishes(session, envelope, event):   # scoring: writes an outbox event
+        await add_events(session, [site(2)], source="/t")
+
+    wakes: list[str] = []
+    for name, handler in (("quiet", quiet), ("loud", publishes)):
+        bus = MemoryBus(partitions=1)
+        await bus.publish([Record("adoption.sites", "1-1", encode(wrap(site(1), source="/t")))])
+        runner = await _run_consumer(db, bus, handler, expected_applied=1, name=name,
+                                     after_commit=lambda name=name: wakes.append(name))
+        assert runner.stats.applied == 1
+    assert wakes == ["loud"]
 
 
 class FlakyConsumerBus(MemoryBus):
