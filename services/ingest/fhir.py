@@ -9,6 +9,11 @@ other non-final statuses) are never recorded: their entry says so.
 A set's ``platform_set_id`` is derived from its Observations' identifiers (or ids), so a
 retried Bundle is recognised as a duplicate even without an Idempotency-Key; a set with an
 Observation that has neither gets none, and only the Idempotency-Key protects it.
+
+An ``amended`` or ``corrected`` Observation says it replaces a reading sent before. A set
+with one is an ``AmendingSetIn``: recorded like any other when nothing is recorded for that
+resident at that time, refused (409, naming its ``status``) when something is, because a
+recorded reading is never replaced and a second set would count the resident twice.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from services.ingest import fhir_codes as codes
 from services.ingest.domain.nhs_number import InvalidNhsNumber, normalise
 from services.ingest.fhir_models import Observation, Organization, Patient, Reference
 from services.ingest.fhir_read import Problem, read_values, taken_at
-from services.ingest.schemas import ObservationSetIn
+from services.ingest.schemas import AmendingSetIn, ObservationSetIn
 from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import Principal
 
 _OBS = Observation.__pydantic_validator__  # the model's own validator, without the wrapper
 _SET = TypeAdapter(ObservationSetIn)
+_AMENDING = TypeAdapter(AmendingSetIn)
 
 
 @dataclass
@@ -39,11 +45,12 @@ class Group:
     ats: list[str] = field(default_factory=list)  # each Observation's path, in entry order
     keys: list[str | None] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    amends: dict[str, str] = field(default_factory=dict)  # status path -> amended/corrected
 
     @property
     def paths(self) -> dict[str, list[str]]:
         """Set field -> the FHIR elements that gave it (built when an answer names them)."""
-        return {**self.value_paths,
+        return {**self.value_paths, "status": list(self.amends),
                 "taken_at": [f"{at}.effective[x]" for at in self.ats],
                 "nhs_number": [f"{at}.subject" for at in self.ats],
                 "site_id": [f"{at}.performer" for at in self.ats]}
@@ -129,6 +136,8 @@ def _merge(group: Group, index: int, obs: Observation, found: Any) -> None:
     reading, at = found
     group.entries.append(index)
     group.keys.append(_obs_key(obs))
+    if obs.status in codes.AMENDING_STATUSES:
+        group.amends[f"{at}.status"] = obs.status
     fields, value_paths = group.fields, group.value_paths
     for name, (value, path) in reading.values.items():
         if name in fields and fields[name] != value:
@@ -221,6 +230,9 @@ def to_set(group: Group) -> ObservationSetIn | Rejected:
     if group.errors:
         return Rejected(422, group.errors)
     try:
+        if group.amends:
+            return _AMENDING.validate_python(
+                {**group.fields, "amends": next(iter(group.amends.values()))})
         return _SET.validate_python(group.fields)
     except ValidationError as exc:
         return Rejected(422, [{"field": ".".join(map(str, e["loc"])), "reason": e["msg"],

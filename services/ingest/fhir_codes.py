@@ -48,6 +48,7 @@ UNITS: dict[str, dict[str, str | None]] = {
 
 SCORED_STATUSES = frozenset({"final", "amended", "corrected"})
 NEVER_SCORED = frozenset({"cancelled", "entered-in-error"})
+AMENDING_STATUSES = frozenset({"amended", "corrected"})   # replace an earlier reading
 
 
 # (system, code) -> parameter, the first parameter in PARAMETER_CODES order naming it.

@@ -9,13 +9,18 @@ Invariants
 - A row that did not go in collided with an existing ``(source_platform, platform_set_id)``:
   same content (keyed content MAC) -> "duplicate" of the existing id; different content ->
   rejected with 409 naming ``platform_set_id``.
+- A row that amends an earlier reading (``validation.AMENDS``, from FHIR ``amended`` /
+  ``corrected``) is refused with 409 naming ``status`` when a set of the same resident at the
+  same time is already recorded under another ``platform_set_id``: a recorded reading is
+  never replaced, and a second set would count the resident twice. Under its own key it is
+  a duplicate or a conflict as above.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import select, tuple_
@@ -25,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.ingest.events import encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
+from services.ingest.validation import AMENDS
 from shared.dialect import insert_rows
 from shared.outbox import add_encoded, utcnow
 from shared.problems import Problem
@@ -50,16 +56,51 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
     """Insert prepared rows (caller commits); one outcome per row, in order."""
     if not rows:
         return []
-    for row in rows:
+    refused = await _amendments_refused(session, rows)
+    todo = [row for row in rows if id(row) not in refused] if refused else rows
+    for row in todo:
         row["id"] = uuid.uuid4()
         row["received_at"] = received_at
-    inserted = set(await insert_rows(session, SETS, rows, ignore_conflicts=True,
-                                     returning="id"))
-    fresh = [row for row in rows if row["id"] in inserted]
+    inserted = set(await insert_rows(session, SETS, todo, ignore_conflicts=True,
+                                     returning="id")) if todo else set()
+    fresh = [row for row in todo if row["id"] in inserted]
     await add_encoded(session, encoded_events(fresh, utcnow()))  # one per real insert
-    missed = [row for row in rows if row["id"] not in inserted]
+    missed = [row for row in todo if row["id"] not in inserted]
     existing = await _existing(session, missed) if missed else {}
-    return [_outcome(row, inserted, existing) for row in rows]
+    return [refused.get(id(row)) or _outcome(row, inserted, existing) for row in rows]
+
+
+async def _amendments_refused(session: AsyncSession | AsyncConnection,
+                              rows: list[dict[str, Any]]) -> dict[int, Outcome]:
+    """id(row) -> its 409 for rows amending a reading already recorded (see invariants);
+    removes the ``AMENDS`` key from every row (it is not a column)."""
+    amending = [(row, status) for row in rows if (status := row.pop(AMENDS, None))]
+    if not amending:
+        return {}
+    query = select(SETS.c.id, SETS.c.resident, SETS.c.taken_at, SETS.c.source_platform,
+                   SETS.c.platform_set_id).where(SETS.c.resident.in_(
+                       sorted({row["resident"] for row, _ in amending})))
+    recorded: dict[tuple[str, datetime], list[tuple[uuid.UUID, str, str | None]]] = {}
+    for set_id, resident, taken_at, platform, key in (await session.execute(query)).all():
+        recorded.setdefault((resident, _utc(taken_at)), []).append((set_id, platform, key))
+    refused = {}
+    for row, status in amending:
+        earlier = [set_id for set_id, platform, key in
+                   recorded.get((row["resident"], _utc(row["taken_at"])), [])
+                   if (platform, key) != (row["source_platform"], row["platform_set_id"])
+                   or key is None]
+        if earlier:
+            refused[id(row)] = Outcome("rejected", None, 409, [{
+                "field": "status", "value": status,
+                "reason": f"amends a reading of set {earlier[0]}, already recorded for this "
+                          "resident at this time; recorded readings are not replaced, so "
+                          "nothing was stored (amendments are not supported yet)"}])
+    return refused
+
+
+def _utc(instant: datetime) -> datetime:
+    # SQLite hands back naive datetimes for values stored as UTC.
+    return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 async def _existing(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]

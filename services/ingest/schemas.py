@@ -62,6 +62,16 @@ class ObservationSetIn(BaseModel):
     platform_set_id: Text | None = None
 
 
+class AmendingSetIn(ObservationSetIn):
+    """A set mapped from FHIR, one of whose Observations has status ``amended`` or
+    ``corrected``: it says it replaces a reading sent before. Readings already recorded are
+    never replaced, so it is recorded only when no set of the same resident at the same
+    time is (``observations.record_sets``); otherwise it is refused with 409. Not a native
+    API model: the native routes refuse the ``amends`` field as unknown."""
+
+    amends: Literal["amended", "corrected"]
+
+
 class BatchIn(BaseModel):
     """Up to 1,000 sets; each item is validated on its own so one bad item sinks nothing else."""
 

@@ -22,10 +22,11 @@ from services.ingest.domain.nhs_number import (
     pseudonymise_local,
 )
 from services.ingest.domain.rules import FieldError
-from services.ingest.schemas import ObservationSetIn
+from services.ingest.schemas import AmendingSetIn, ObservationSetIn
 from shared.auth import Principal, Role
 
 WITHHELD = "(withheld)"
+AMENDS = "amends"   # row key: the set amends an earlier reading (``AmendingSetIn``)
 _CONTENT_TAG = b"mandet/set-content/v1\x00"
 _DECIMALS = ("respiration_rate", "spo2", "systolic_bp", "pulse", "temperature_c")
 
@@ -77,6 +78,8 @@ def prepare(item: ObservationSetIn, ctx: Context) -> dict[str, Any]:
            "soft_signs": " ".join(dict.fromkeys(item.soft_signs)),
            "client_news2_total": item.client_news2_total, "recorder": item.recorder}
     row["content_hash"] = content_hash(row, ctx.key)
+    if isinstance(item, AmendingSetIn):
+        row[AMENDS] = item.amends   # read and removed by record_sets; never stored
     return row
 
 

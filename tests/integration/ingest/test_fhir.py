@@ -202,6 +202,55 @@ async def test_observation_entries_that_update_or_delete_are_refused_by_name(ing
     assert (await ingest.client.post("/fhir", json=doc, headers=PLATFORM)).status_code == 200
 
 
+def identified(resources: list[dict]) -> list[dict]:
+    for i, resource in enumerate(resources):
+        resource["identifier"] = [{"system": "https://carehq.example/obs", "value": f"o-{i}"}]
+    return resources
+
+
+async def test_amended_reading_of_a_recorded_set_is_refused_naming_status(ingest):
+    first = await ingest.client.post("/fhir", json=bundle(*identified(full_set())),
+                                     headers=PLATFORM)
+    set_id = first.json()["entry"][0]["response"]["location"].rsplit("/", 1)[-1]
+    rr = {**identified(full_set())[0], "status": "amended", **qty(24, "{Breaths}/min")}
+    r = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    assert r.status_code == 409 and r.headers["content-type"] == "application/fhir+json"
+    (issue,) = r.json()["issue"]
+    assert issue["code"] == "conflict" and issue["expression"] == ["Observation.status"]
+    assert issue["diagnostics"].startswith(f"status: amends a reading of set {set_id}, "
+                                           "already recorded for this resident at this time")
+    # In a Bundle: that entry is refused, naming it; the other resident's set goes in.
+    other = {**obs(("L", "8867-4"), **qty(70, "/min")),
+             "subject": {"identifier": {"system": NHS_ID["system"], "value": "9000000009"}}}
+    doc = bundle(other, {**rr, "status": "corrected"})
+    r = await ingest.client.post("/fhir", json=doc, headers=PLATFORM)
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["201 Created",
+                                                                    "409 Conflict"]
+    issue = r.json()["entry"][1]["response"]["outcome"]["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[1].resource.status"]
+    assert "(got corrected)" in issue["diagnostics"]
+    events = await ingest.outbox()
+    assert [e["data"]["respiration_rate"] for e in events] == ["19", None]
+
+
+async def test_amended_reading_with_nothing_recorded_is_recorded_once(ingest):
+    rr = {**identified(full_set())[0], "status": "amended"}
+    first = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    again = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    assert (first.status_code, again.status_code) == (201, 200)   # the retry: a duplicate
+    assert first.headers["location"] == again.headers["location"]
+    (event,) = await ingest.outbox()
+    assert event["data"]["respiration_rate"] == "19"
+
+
+async def test_native_sets_cannot_claim_to_amend(ingest):
+    body = {"nhs_number": NHS, "site_id": HOME, "taken_at": WHEN, "pulse": 70,
+            "amends": "amended"}
+    r = await ingest.client.post("/observation-sets", json=body, headers=PLATFORM)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["amends"]
+
+
 async def test_missing_site_names_performer(ingest):
     o = obs(("L", "8867-4"), **qty(70, "/min"))
     o.pop("extension")
