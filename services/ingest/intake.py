@@ -17,7 +17,7 @@ from services.ingest import idempotency
 from services.ingest.group_commit import GroupCommit
 from services.ingest.observations import Outcome, record_sets
 from services.ingest.schemas import ObservationSetIn
-from services.ingest.site_cache import SiteCache
+from services.ingest.site_cache import SiteCache, SiteTable
 from services.ingest.validation import Context, KnownSite, Rejected, prepare
 from shared.auth import Principal
 from shared.runtime import Runtime
@@ -42,7 +42,7 @@ class IngestRuntime(Runtime):
         super().__init__(*args, **kwargs)
         self.clock = clock
         self.pseudonym_key = self.settings.pseudonym_key.get_secret_value().encode()
-        self.sites = SiteCache(self.settings.site_cache_seconds)
+        self.sites = SiteCache(self.settings.site_cache_seconds, SiteTable(self.db))
         self.group_commit = GroupCommit(self)
 
     async def start(self, *, relay: bool | None = None, consumers: bool | None = None) -> None:
@@ -66,6 +66,7 @@ class IngestRuntime(Runtime):
 
     async def stop(self) -> None:
         gc.unfreeze()
+        await self.sites.close()
         await super().stop()
 
     async def intake(self, principal: Principal, items: Sequence[ObservationSetIn | Rejected],
