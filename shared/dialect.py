@@ -164,7 +164,7 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
         return []
     key = None if newer is None else (tuple(newer[0]), newer[1])
     adds = None if add is None else (tuple(add[0]), tuple(add[1]))
-    sql = _insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
+    sql = insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
     raw = await _in_transaction(session)
     if returning:
         return [r[0] for r in await raw.fetch(sql, to_json(rows).decode())]
@@ -180,9 +180,10 @@ def _core_insert(table: Table, dialect: str, columns: list[str], ignore: bool,
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_sql(table: Table, columns: tuple[str, ...], ignore: bool,
-                newer: tuple[tuple[str, ...], str] | None, returning: str | None,
-                add: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
+def insert_sql(table: Table, columns: tuple[str, ...], ignore: bool = False,
+               newer: tuple[tuple[str, ...], str] | None = None, returning: str | None = None,
+               add: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
+    """PostgreSQL: ``insert_rows``' statement (rows as ONE JSON parameter, ``$1``)."""
     names = _names(columns)
     source = f'SELECT {names} FROM json_populate_recordset(null::"{table.name}", $1::json)'
     sql = f'INSERT INTO "{table.name}" ({names}) {source}'

@@ -11,15 +11,19 @@ Invariants
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, Uuid, text
+from pydantic_core import to_json
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Table, Text, Uuid, text
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.dialect import copy_rows, insert_rows
+from shared.dialect import copy_rows, insert_rows, insert_sql
 from shared.events import Envelope, Event, encode, wrap
 from shared.events.envelope import Encoded
 
@@ -141,6 +145,41 @@ async def add_encoded(session: AsyncSession, events: Iterable[Encoded]) -> None:
         await insert_rows(session, OUTBOX, [dict(zip(ENCODED_COLUMNS, r, strict=True))
                                             for r in rows])
     session.info[WROTE] = session.info.get(WROTE, False) or bool(rows)
+
+
+async def insert_with_events(raw: Any, table: Table, rows: Sequence[dict[str, Any]],
+                             events: Sequence[Encoded], *, key: str) -> list[Any]:
+    """PostgreSQL, on asyncpg's connection OUTSIDE a transaction: insert ``rows`` (``ON
+    CONFLICT DO NOTHING``) and, in the same statement, the outbox row of each row that went
+    in (``events[i]`` is ``rows[i]``'s); returns the ``key`` column of the rows that went in.
+
+    One statement is atomic on its own, so the outbox invariant (state and event commit
+    together or not at all) holds without BEGIN and COMMIT: one round trip instead of five
+    for a one-set transaction. A data-modifying CTE sees the rows the insert RETURNs; the
+    outbox's statement-level trigger still NOTIFYs the relay.
+    """
+    if raw.is_in_transaction():
+        raise RuntimeError("insert_with_events commits on its own: call it outside a "
+                           "transaction")
+    now = utcnow()
+    outbox = [{"k": row[key], "event_id": e.id, "event_type": e.type, "topic": e.topic,
+               "key": e.subject, "payload": e.payload, "created_at": now}
+              for row, e in zip(rows, events, strict=True)]
+    sql = _with_events_sql(table, tuple(rows[0]), key)
+    found = await raw.fetch(sql, to_json(rows).decode(), to_json(outbox).decode())
+    return [r[0] for r in found]
+
+
+@functools.lru_cache(maxsize=16)
+def _with_events_sql(table: Table, columns: tuple[str, ...], key: str) -> str:
+    kind = table.c[key].type.compile(dialect=postgresql.dialect())
+    return (f"WITH s AS ({insert_sql(table, columns, ignore=True, returning=key)}), "
+            "o AS (INSERT INTO outbox (event_id, event_type, topic, key, payload, created_at, "
+            "attempts, next_attempt_at) SELECT e.event_id, e.event_type, e.topic, e.key, "
+            "e.payload, e.created_at, 0, e.created_at FROM json_to_recordset($2::json) AS "
+            f"e(k {kind}, event_id uuid, event_type text, topic text, key text, payload text, "
+            f'created_at timestamptz) JOIN s ON s."{key}" = e.k) '
+            f'SELECT "{key}" FROM s')
 
 
 def _topic_of(item: Event | Envelope, env: Envelope) -> str:

@@ -3,9 +3,11 @@
 Invariants
 - A set is identified by its generated ``id``; ``(source_platform, platform_set_id)`` is unique.
 - Insert is ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` for the whole batch (one
-  ``unnest`` statement on PostgreSQL, Core executemany on SQLite): only rows that really went
-  in get an ``ObservationRecorded`` outbox row, in the same transaction, so a duplicate never
-  re-emits an event.
+  JSON-parameter statement on PostgreSQL, Core executemany on SQLite): only rows that really
+  went in get an ``ObservationRecorded`` outbox row, in the same transaction, so a duplicate
+  never re-emits an event. Given a PostgreSQL connection outside a transaction (the group
+  commit), the sets and their outbox rows go in ONE statement, atomic on its own
+  (``shared.outbox.insert_with_events``): one round trip instead of five.
 - A row that did not go in collided with an existing ``(source_platform, platform_set_id)``:
   same content (keyed content MAC) -> "duplicate" of the existing id; different content ->
   rejected with 409 naming ``platform_set_id``.
@@ -31,8 +33,8 @@ from services.ingest.events import encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
 from services.ingest.validation import AMENDS
-from shared.dialect import insert_rows
-from shared.outbox import add_encoded, utcnow
+from shared.dialect import driver_connection, insert_rows
+from shared.outbox import add_encoded, insert_with_events, utcnow
 from shared.problems import Problem
 
 
@@ -61,10 +63,15 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
     for row in todo:
         row["id"] = uuid.uuid4()
         row["received_at"] = received_at
-    inserted = set(await insert_rows(session, SETS, todo, ignore_conflicts=True,
-                                     returning="id")) if todo else set()
-    fresh = [row for row in todo if row["id"] in inserted]
-    await add_encoded(session, encoded_events(fresh, utcnow()))  # one per real insert
+    if todo and _outside_a_transaction_on_postgresql(session):
+        raw = await driver_connection(session)
+        inserted = set(await insert_with_events(raw, SETS, todo, encoded_events(todo, utcnow()),
+                                                key="id"))
+    else:
+        inserted = set(await insert_rows(session, SETS, todo, ignore_conflicts=True,
+                                         returning="id")) if todo else set()
+        fresh = [row for row in todo if row["id"] in inserted]
+        await add_encoded(session, encoded_events(fresh, utcnow()))  # one per real insert
     missed = [row for row in todo if row["id"] not in inserted]
     existing = await _existing(session, missed) if missed else {}
     return [refused.get(id(row)) or _outcome(row, inserted, existing) for row in rows]
@@ -96,6 +103,11 @@ async def _amendments_refused(session: AsyncSession | AsyncConnection,
                           "resident at this time; recorded readings are not replaced, so "
                           "nothing was stored (amendments are not supported yet)"}])
     return refused
+
+
+def _outside_a_transaction_on_postgresql(session: AsyncSession | AsyncConnection) -> bool:
+    return (isinstance(session, AsyncConnection) and session.dialect.name == "postgresql"
+            and not session.in_transaction())
 
 
 def _utc(instant: datetime) -> datetime:
