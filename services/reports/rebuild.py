@@ -23,7 +23,7 @@ from datetime import UTC
 from itertools import groupby
 from operator import itemgetter
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, consumers, facts
@@ -44,8 +44,9 @@ SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
 LOOKUP = 10_000   # ids per inbox lookup
 INBOX_COLUMNS = ("consumer", "event_id", "processed_at")
-RECORD_COLUMNS = ("event_id", "site_id", "psc_code", "programme", "tool", "stage",
-                  "applies_from", "reported_at")
+# in the history's order (``_histories``), so a record row is its own history row
+RECORD_COLUMNS = ("site_id", "programme", "applies_from", "reported_at", "tool", "stage",
+                  "event_id", "psc_code")
 FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_code", "region")
 
 
@@ -119,6 +120,7 @@ class Replay:
     def __init__(self, horizon: Horizon) -> None:
         self.horizon = horizon
         self.applied: set[int] | None = None   # ids (as ints) applied, when tables were fresh
+        self.records: list[tuple] | None = None   # and the stage records written (history)
         self.started = self.failed = False
 
     async def apply(self, session: AsyncSession, envelopes: Iterable[Envelope],
@@ -188,8 +190,16 @@ class Replay:
         if not await _keys_in_place(session):
             raise RuntimeError("the inbox or the stage records have no primary key: a replay "
                                "into this database did not finish; replay into a fresh one")
-        self.applied = set() if await _fresh(session) else None
+        fresh = await _fresh(session)
+        self.applied, self.records = (set(), []) if fresh else (None, None)
         self.started = True
+
+    def history(self) -> list[tuple] | None:
+        """Every stage record this replay wrote into fresh tables (RECORD_COLUMNS rows, whose
+        first seven are ``_histories``' columns), or None when it cannot tell: tables with
+        history, a failed chunk. Equal to the table's records once every chunk committed and
+        the table holds as many rows (``derive_all`` checks): the replay wrote each id once."""
+        return None if self.failed else self.records
 
     def _prepare(self, envelopes: list[Envelope], known: set[int]) -> Chunk:
         """Dedupe (ids in ``known`` are skipped; on fresh tables this chunk's are added to it),
@@ -209,8 +219,8 @@ class Replay:
             if kind == StageChanged.TYPE:
                 e = parse(envelope)
                 assert isinstance(e, StageChanged)
-                records.append((str(envelope.id), e.site_id, e.psc_code, e.programme,
-                                e.to_tool, e.to_stage, e.applies_from, e.reported_at))
+                records.append((e.site_id, e.programme, e.applies_from, e.reported_at,
+                                e.to_tool, e.to_stage, str(envelope.id), e.psc_code))
             elif kind in SITE_TYPES:
                 sites.append(envelope)
             else:
@@ -225,6 +235,8 @@ class Replay:
         await copy_rows(session, INBOX, INBOX_COLUMNS, [(CONSUMER, e.id, now) for e in chunk.new])
         await consumers.apply_sites(session, chunk.sites)
         await copy_rows(session, RECORD, RECORD_COLUMNS, chunk.records)
+        if self.records is not None:
+            self.records.extend(chunk.records)
         await activity.add_many(session, chunk.activity)
         if chunk.new:
             dialect = session.get_bind().dialect.name
@@ -250,7 +262,8 @@ async def _fresh(session: AsyncSession) -> bool:
             and (await session.execute(records)).first() is None)
 
 
-BULK_TABLES = (INBOX.name, RECORD.name)
+BULK_TABLES = (INBOX.name, RECORD.name)   # indexes deferred by a bulk replay
+DERIVED_TABLES = (FACT.name, COUNT.name)   # and by the derivation after it
 INDEXES_SQL = """
 SELECT i.oid::regclass::text AS index, c.oid::regclass::text AS table,
        quote_ident(con.conname) AS constraint, pg_get_indexdef(i.oid) AS indexdef,
@@ -258,16 +271,18 @@ SELECT i.oid::regclass::text AS index, c.oid::regclass::text AS table,
 FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint con ON con.conindid = i.oid AND con.conrelid = c.oid
 WHERE c.relname IN ({tables}) AND c.relnamespace = current_schema()::regnamespace
-ORDER BY x.indisprimary DESC, i.relname""".format(tables=", ".join(f"'{t}'" for t in BULK_TABLES))
+ORDER BY x.indisprimary DESC, i.relname"""
 PRIMARY_KEYS_SQL = f"""
 SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
 WHERE x.indisprimary AND c.relname IN ({", ".join(f"'{t}'" for t in BULK_TABLES)})
   AND c.relnamespace = current_schema()::regnamespace"""
 
 
-async def _defer_indexes(session: AsyncSession) -> list[str]:
-    """PostgreSQL: drop every index (primary keys included) of the inbox and the stage
-    records; returns the statements that recreate them exactly (``pg_get_indexdef``).
+async def _defer_indexes(session: AsyncSession,
+                         tables: Sequence[str] = BULK_TABLES) -> list[str]:
+    """PostgreSQL: drop every index (primary keys included) of these tables (the inbox and
+    the stage records by default); returns the statements that recreate them exactly
+    (``pg_get_indexdef``).
 
     Standard bulk-load practice for a replay into fresh tables: building an index once over
     the loaded rows costs about half of maintaining it row by row (measured here: ~0.7 of
@@ -280,7 +295,8 @@ async def _defer_indexes(session: AsyncSession) -> list[str]:
     if session.get_bind().dialect.name != "postgresql":
         return []
     drop, restore = [], []
-    for r in (await session.execute(text(INDEXES_SQL))).mappings():
+    listed = ", ".join(f"'{t}'" for t in tables)
+    for r in (await session.execute(text(INDEXES_SQL.format(tables=listed)))).mappings():
         if r["constraint"]:
             drop.append(f"ALTER TABLE {r['table']} DROP CONSTRAINT {r['constraint']}")
             restore.append(f"ALTER TABLE {r['table']} ADD CONSTRAINT {r['constraint']} "
@@ -314,39 +330,71 @@ async def _in_inbox(session: AsyncSession, envelopes: list[Envelope]) -> set[int
     return known
 
 
-async def derive_all(session: AsyncSession, horizon: Horizon) -> int:
-    """Replace every fact with a fresh derivation over the whole horizon; returns fact count."""
+async def derive_all(session: AsyncSession, horizon: Horizon,
+                     replay: Replay | None = None) -> int:
+    """Replace every fact with a fresh derivation over the whole horizon; returns fact count.
+
+    After a bulk ``replay`` into fresh tables (PostgreSQL, ``_remembered``) the histories are
+    the replay's own records, sorted in Python, instead of being read back and sorted by
+    PostgreSQL, and the facts' and counts' indexes are dropped for the load and built once
+    at its end, in this transaction (``_defer_indexes``). Otherwise (tables with history, a
+    live database whose readers keep the old facts until commit) the records are read and
+    the indexes kept up row by row. Same facts either way.
+    """
     with frozen_heap():
-        return await _derive_all(session, horizon)
+        return await _derive_all(session, horizon, replay)
 
 
-async def _derive_all(session: AsyncSession, horizon: Horizon) -> int:
+async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | None) -> int:
     last = horizon.current_qn()
+    remembered = await _remembered(session, replay)
     await session.execute(delete(FACT))
     dialect = session.get_bind().dialect.name
     await session.execute(facts.set_freshness(dialect, horizon_qn=last))
     sites = {r.site_id: (r.opened_on, r.closed_on, r.icb_code, r.psc_code, r.region)
              for r in (await session.execute(select(SITE))).all()}
+    restore = [] if remembered is None else await _defer_indexes(session, DERIVED_TABLES)
+    histories = await _histories(session) if remembered is None else remembered
     by_area: dict[tuple[str, str, str, str], list] = defaultdict(list)
-    derived = _facts(await _histories(session), sites, horizon.first_qn, last, by_area)
+    derived = _facts(histories, sites, horizon.first_qn, last, by_area)
     await copy_rows(session, FACT, FACT_COLUMNS, derived)   # stored as they are derived
     await session.execute(delete(COUNT))
     await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
+    for statement in restore:
+        await session.execute(text(statement))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())
+
+
+async def _remembered(session: AsyncSession, replay: Replay | None) -> list[tuple] | None:
+    """The replay's records in the facts' key order, when they are exactly the table's: a
+    bulk replay into fresh tables (``Replay.history``) whose rows all committed (the table
+    holds as many: each written once, under its primary key). PostgreSQL only, and only with
+    every ``reported_at`` carrying its offset: there an instant reads back as it was written
+    (SQLite keeps no offset; a naive instant is stored as the driver interprets it)."""
+    records = replay.history() if replay is not None else None
+    if (records is None or session.get_bind().dialect.name != "postgresql"
+            or any(r[3].tzinfo is None for r in records)):
+        return None
+    stored = (await session.execute(select(func.count()).select_from(RECORD))).scalar()
+    return sorted(records, key=_SERIES) if stored == len(records) else None
+
+
+_SERIES = itemgetter(0, 1)
 
 
 def _facts(histories: Iterable[Sequence], sites: dict[str, tuple], first: int, last: int,
            by_area: dict[tuple[str, str, str, str], list]) -> Iterator[tuple]:
     """Fact rows (FACT_COLUMNS) of every series of registered sites, in key order, from
-    (site_id, programme, applies_from, reported_at, tool, stage, event_id) rows in that
+    (site_id, programme, applies_from, reported_at, tool, stage, event_id, ...) rows in that
     order; each series' (qn, tool, stage) facts are also added to ``by_area`` (counts)."""
-    for (site_id, programme), history in groupby(histories, key=itemgetter(0, 1)):
+    for (site_id, programme), history in groupby(histories, key=_SERIES):
         site = sites.get(site_id)
         if site is None:
             continue
         opened_on, closed_on, icb, psc, region = site
-        stages = quarter_stages_of([r[2:] for r in history], opened_on, closed_on, first, last)
+        stages = quarter_stages_of([r[2:7] for r in history], opened_on, closed_on, first,
+                                   last)
         by_area[(programme, icb, psc, region)].extend(stages)
         for qn, tool, stage in stages:
             yield (site_id, programme, qn, tool, stage, icb, psc, region)
@@ -371,13 +419,15 @@ HISTORY_SQL = ("SELECT site_id, programme, applies_from, reported_at, tool, stag
                "FROM reports_stage_record ORDER BY site_id, programme")
 
 
-async def rebuild_from_history(db: Database, horizon: Horizon) -> int:
+async def rebuild_from_history(db: Database, horizon: Horizon,
+                               replay: Replay | None = None) -> int:
     """Re-derive every fact from reports' own copy of the events (register + stage history).
 
     One transaction: readers keep the old facts until it commits, so the swap is atomic.
+    ``replay``: the bulk replay that just filled this (fresh) database (see ``derive_all``).
     """
     async with db.transaction() as session:
-        return await derive_all(session, horizon)
+        return await derive_all(session, horizon, replay)
 
 
 async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *, group: str,
@@ -410,7 +460,7 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *, group: st
                 progress(len(batch))
     finally:
         await consumer.stop()
-    await rebuild_from_history(db, horizon)
+    await rebuild_from_history(db, horizon, replayer)
     return applied, skipped
 
 
