@@ -204,6 +204,7 @@ class Replay:
     def _prepare(self, envelopes: list[Envelope], known: set[int]) -> Chunk:
         """Dedupe (ids in ``known`` are skipped; on fresh tables this chunk's are added to it),
         validate and build rows, in one pass. Reads nothing from the database."""
+        validate = STAGE_VALIDATOR   # parse's own validation, minus two calls per event
         seen: set[int] = set()
         new: list[Envelope] = []
         sites: list[Envelope] = []
@@ -216,9 +217,9 @@ class Replay:
             seen.add(key)
             new.append(envelope)
             kind = envelope.type
-            if kind == StageChanged.TYPE:
-                e = parse(envelope)
-                assert isinstance(e, StageChanged)
+            if kind == STAGE:
+                e = (validate(envelope.data) if envelope.schemaversion <= VERSION
+                     else parse(envelope))   # parse refuses it
                 records.append((e.site_id, e.programme, e.applies_from, e.reported_at,
                                 e.to_tool, e.to_stage, str(envelope.id), e.psc_code))
             elif kind in SITE_TYPES:
@@ -246,6 +247,10 @@ class Replay:
         if progress:
             progress(chunk.given)
         return len(chunk.new)
+
+
+STAGE, VERSION = StageChanged.TYPE, StageChanged.VERSION
+STAGE_VALIDATOR = StageChanged.__pydantic_validator__.validate_python
 
 
 async def replay(session: AsyncSession, envelopes: Iterable[Envelope], horizon: Horizon,
@@ -486,4 +491,4 @@ def _readable(batch: Sequence[Message]) -> tuple[list[Envelope], int]:
     return out, bad
 
 
-KNOWN = {*SITE_TYPES, StageChanged.TYPE, *activity.TYPES}
+KNOWN = {*SITE_TYPES, STAGE, *activity.TYPES}
