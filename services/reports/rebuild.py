@@ -14,10 +14,11 @@ database, indexes included, as the chunk-by-chunk path over tables with history.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC
 from itertools import groupby
@@ -43,6 +44,7 @@ CONSUMER = consumers.NAME   # the live consumer's inbox key
 SITE_TYPES = consumers.SITE_TYPES
 REG = IcbRegistrations.__table__
 LOOKUP = 10_000   # ids per inbox lookup
+PART = 250   # events prepared between two turns of the event loop (``Replay._pipelined``)
 INBOX_COLUMNS = ("consumer", "event_id", "processed_at")
 # in the history's order (``_histories``), so a record row is its own history row
 RECORD_COLUMNS = ("site_id", "programme", "applies_from", "reported_at", "tool", "stage",
@@ -96,6 +98,15 @@ class Chunk:
     sites: list[Envelope]
     records: list[tuple]           # RECORD_COLUMNS
     activity: list[Event]
+
+    def __iadd__(self, later: Chunk) -> Chunk:
+        """This chunk followed by a later part of it (prepared on its own)."""
+        self.given += later.given
+        self.new += later.new
+        self.sites += later.sites
+        self.records += later.records
+        self.activity += later.activity
+        return self
 
 
 class Replay:
@@ -174,6 +185,8 @@ class Replay:
                       progress: Callable[[int], None] | None,
                       stop: Callable[[], bool] | None) -> int:
         """Each chunk in a transaction of its own (``apply``), until ``stop`` says so."""
+        if self.applied is not None:
+            return await self._pipelined(db, chunks, progress, stop)
         applied = 0
         for envelopes in chunks:
             if stop and stop():
@@ -181,6 +194,47 @@ class Replay:
             async with db.transaction() as session:
                 applied += await self.apply(session, envelopes, progress)
         return applied
+
+    async def _pipelined(self, db: Database, chunks: Iterator[Sequence[Envelope]],
+                         progress: Callable[[int], None] | None,
+                         stop: Callable[[], bool] | None) -> int:
+        """Fresh tables: the next chunk is prepared while the last one's transaction is in
+        flight, so the database stores one chunk (on another core) while this process
+        validates the next. Preparing needs nothing from the database (ids are deduped in
+        memory); a chunk is written only once the one before it committed, so chunks commit
+        in order, and when one fails (written or prepared) exactly those before it are
+        committed. The preparation yields to the event loop every ``PART`` events, so the
+        writer's statements go out meanwhile."""
+        applied, writing = 0, None
+        try:
+            for envelopes in chunks:
+                if stop and stop():
+                    break
+                chunk = await self._prepare_in_parts(list(envelopes))
+                if writing is not None:
+                    applied += await writing
+                writing = asyncio.ensure_future(self._commit(db, chunk, progress))
+            if writing is not None:
+                applied += await writing
+            return applied
+        except BaseException:
+            if writing is not None and not writing.done():
+                with suppress(Exception):   # the chunk before the failure ends as it may
+                    await writing
+            raise
+
+    async def _prepare_in_parts(self, envelopes: list[Envelope]) -> Chunk:
+        assert self.applied is not None
+        chunk = self._prepare(envelopes[:PART], self.applied)
+        for i in range(PART, len(envelopes), PART):
+            await asyncio.sleep(0)
+            chunk += self._prepare(envelopes[i:i + PART], self.applied)
+        return chunk
+
+    async def _commit(self, db: Database, chunk: Chunk,
+                      progress: Callable[[int], None] | None) -> int:
+        async with db.transaction() as session:
+            return await self._write(session, chunk, progress)
 
     def _check(self) -> None:
         if self.failed:

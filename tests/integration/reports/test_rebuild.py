@@ -329,3 +329,21 @@ async def test_a_record_the_replay_did_not_write_sends_the_derivation_back_to_th
     assert [tuple(r) for r in got] == [(8088, 3), (8089, 3), (8090, 5), (8091, 5), (8092, 6),
                                        (8093, 6)]
     await db.dispose()
+
+
+async def test_a_chunk_the_database_refuses_ends_a_pipelined_replay_after_the_chunks_before(
+        tmp_path, postgres):
+    """Fresh tables: the chunk after is prepared while one is written; when the database
+    refuses a chunk (a site id longer than its column), the chunks before it stay committed
+    and nothing after it is written."""
+    events = rebuild.canonical(EVENTS)
+    long_id = stage("1-A", 3, date(2022, 6, 1))
+    long_id = long_id.model_copy(update={"data": {**long_id.data, "site_id": "x" * 33}})
+    db = await migrated(tmp_path, postgres.create_database())
+    with pytest.raises(Exception, match="too long"):
+        await rebuild.Replay(HORIZON).apply_all(
+            db, [events[:4], events[4:6] + [long_id], events[6:]])
+    async with db.session() as s:
+        from shared.inbox import INBOX
+        assert len((await s.execute(select(INBOX))).all()) == 4
+    await db.dispose()
