@@ -173,10 +173,7 @@ class Replay:
                 try:
                     return await self._chunks(db, chunks, progress, stop)
                 finally:
-                    if restore:
-                        async with db.transaction() as session:
-                            for statement in restore:
-                                await session.execute(text(statement))
+                    await _restore_indexes(db, restore)
         except BaseException:
             self.failed = True
             raise
@@ -338,10 +335,10 @@ WHERE x.indisprimary AND c.relname IN ({", ".join(f"'{t}'" for t in BULK_TABLES)
 
 
 async def _defer_indexes(session: AsyncSession,
-                         tables: Sequence[str] = BULK_TABLES) -> list[str]:
+                         tables: Sequence[str] = BULK_TABLES) -> list[tuple[str, str]]:
     """PostgreSQL: drop every index (primary keys included) of these tables (the inbox and
-    the stage records by default); returns the statements that recreate them exactly
-    (``pg_get_indexdef``).
+    the stage records by default); returns (table, statement) pairs that recreate them
+    exactly (``pg_get_indexdef``).
 
     Standard bulk-load practice for a replay into fresh tables: building an index once over
     the loaded rows costs about half of maintaining it row by row (measured here: ~0.7 of
@@ -358,14 +355,34 @@ async def _defer_indexes(session: AsyncSession,
     for r in (await session.execute(text(INDEXES_SQL.format(tables=listed)))).mappings():
         if r["constraint"]:
             drop.append(f"ALTER TABLE {r['table']} DROP CONSTRAINT {r['constraint']}")
-            restore.append(f"ALTER TABLE {r['table']} ADD CONSTRAINT {r['constraint']} "
-                           f"{r['constraintdef']}")
+            restore.append((r["table"], f"ALTER TABLE {r['table']} ADD CONSTRAINT "
+                                        f"{r['constraint']} {r['constraintdef']}"))
         else:
             drop.append(f"DROP INDEX {r['index']}")
-            restore.append(r["indexdef"])
+            restore.append((r["table"], r["indexdef"]))
     for statement in drop:
         await session.execute(text(statement))
     return restore
+
+
+async def _restore_indexes(db: Database, restore: list[tuple[str, str]]) -> None:
+    """Run ``_defer_indexes``' statements, each table's in a transaction of its own and the
+    tables at once: on two connections PostgreSQL builds two tables' indexes on two cores.
+    A table whose key cannot come back (another writer's duplicate) stays without it and
+    fails the replay once every table is done; ``_keys_in_place`` refuses it later."""
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for table, statement in restore:
+        by_table[table].append(statement)
+
+    async def rebuild(statements: list[str]) -> None:
+        async with db.transaction() as session:
+            for statement in statements:
+                await session.execute(text(statement))
+
+    for outcome in await asyncio.gather(*map(rebuild, by_table.values()),
+                                        return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _keys_in_place(session: AsyncSession) -> bool:
@@ -419,7 +436,7 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     await copy_rows(session, FACT, FACT_COLUMNS, derived)   # stored as they are derived
     await session.execute(delete(COUNT))
     await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
-    for statement in restore:
+    for _, statement in restore:
         await session.execute(text(statement))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())
