@@ -411,7 +411,7 @@ async def derive_all(session: AsyncSession, horizon: Horizon,
     """Replace every fact with a fresh derivation over the whole horizon; returns fact count.
 
     After a bulk ``replay`` into fresh tables (PostgreSQL, ``_remembered``) the histories are
-    the replay's own records, sorted in Python, instead of being read back and sorted by
+    the replay's own records, grouped in Python, instead of being read back and sorted by
     PostgreSQL, and the facts' and counts' indexes are dropped for the load and built once
     at its end, in this transaction (``_defer_indexes``). Otherwise (tables with history, a
     live database whose readers keep the old facts until commit) the records are read and
@@ -430,9 +430,9 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     sites = {r.site_id: (r.opened_on, r.closed_on, r.icb_code, r.psc_code, r.region)
              for r in (await session.execute(select(SITE))).all()}
     restore = [] if remembered is None else await _defer_indexes(session, DERIVED_TABLES)
-    histories = await _histories(session) if remembered is None else remembered
+    series = _series(await _histories(session)) if remembered is None else remembered
     by_area: dict[tuple[str, str, str, str], list] = defaultdict(list)
-    derived = _facts(histories, sites, horizon.first_qn, last, by_area)
+    derived = _facts(series, sites, horizon.first_qn, last, by_area)
     await copy_rows(session, FACT, FACT_COLUMNS, derived)   # stored as they are derived
     await session.execute(delete(COUNT))
     await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
@@ -442,35 +442,47 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     return sum(len(stages) for stages in by_area.values())
 
 
-async def _remembered(session: AsyncSession, replay: Replay | None) -> list[tuple] | None:
-    """The replay's records in the facts' key order, when they are exactly the table's: a
-    bulk replay into fresh tables (``Replay.history``) whose rows all committed (the table
-    holds as many: each written once, under its primary key). PostgreSQL only, and only with
-    every ``reported_at`` carrying its offset: there an instant reads back as it was written
+async def _remembered(session: AsyncSession,
+                      replay: Replay | None) -> Iterable[tuple[tuple[str, str], list]] | None:
+    """The replay's records as ``_series``, when they are exactly the table's: a bulk replay
+    into fresh tables (``Replay.history``) whose rows all committed (the table holds as
+    many: each written once, under its primary key). PostgreSQL only, and only with every
+    ``reported_at`` carrying its offset: there an instant reads back as it was written
     (SQLite keeps no offset; a naive instant is stored as the driver interprets it)."""
     records = replay.history() if replay is not None else None
     if (records is None or session.get_bind().dialect.name != "postgresql"
             or any(r[3].tzinfo is None for r in records)):
         return None
     stored = (await session.execute(select(func.count()).select_from(RECORD))).scalar()
-    return sorted(records, key=_SERIES) if stored == len(records) else None
+    if stored != len(records):
+        return None
+    grouped: dict[tuple[str, str], list] = defaultdict(list)
+    for r in records:   # grouped, not sorted: a third of the CPU of sorting 121k records
+        grouped[r[0], r[1]].append(r[2:7])
+    return ((key, grouped[key]) for key in sorted(grouped))
+
+
+def _series(histories: Iterable[Sequence]) -> Iterator[tuple[tuple[str, str], list]]:
+    """((site_id, programme), [(applies_from, reported_at, tool, stage, event_id), ...]) per
+    series, from ``_histories``' rows (in key order)."""
+    for key, rows in groupby(histories, key=_SERIES):
+        yield key, [r[2:7] for r in rows]
 
 
 _SERIES = itemgetter(0, 1)
 
 
-def _facts(histories: Iterable[Sequence], sites: dict[str, tuple], first: int, last: int,
-           by_area: dict[tuple[str, str, str, str], list]) -> Iterator[tuple]:
-    """Fact rows (FACT_COLUMNS) of every series of registered sites, in key order, from
-    (site_id, programme, applies_from, reported_at, tool, stage, event_id, ...) rows in that
-    order; each series' (qn, tool, stage) facts are also added to ``by_area`` (counts)."""
-    for (site_id, programme), history in groupby(histories, key=_SERIES):
+def _facts(series: Iterable[tuple[tuple[str, str], list]], sites: dict[str, tuple], first: int,
+           last: int, by_area: dict[tuple[str, str, str, str], list]) -> Iterator[tuple]:
+    """Fact rows (FACT_COLUMNS) of every series of registered sites, in the series' order,
+    from ``_series``; each series' (qn, tool, stage) facts are also added to ``by_area``
+    (counts)."""
+    for (site_id, programme), history in series:
         site = sites.get(site_id)
         if site is None:
             continue
         opened_on, closed_on, icb, psc, region = site
-        stages = quarter_stages_of([r[2:7] for r in history], opened_on, closed_on, first,
-                                   last)
+        stages = quarter_stages_of(history, opened_on, closed_on, first, last)
         by_area[(programme, icb, psc, region)].extend(stages)
         for qn, tool, stage in stages:
             yield (site_id, programme, qn, tool, stage, icb, psc, region)
