@@ -6,10 +6,13 @@ which is both the fast path for a replay and the reference the property test com
 incremental views against. Events are applied in a canonical order (sites, then stages, then
 activity) with the same inbox, so a rebuilt database can keep consuming where it left off.
 
-Into fresh tables a ``Replay`` is a bulk load (see its docstring): ids deduped in memory, rows
-appended by COPY, the inbox's and the records' indexes built once at the end on PostgreSQL;
-``derive_all`` streams the facts into COPY as it derives them. The result is the same
-database, indexes included, as the chunk-by-chunk path over tables with history.
+Into fresh tables a ``Replay`` is a bulk load (see its docstring): ids deduped in memory, each
+chunk prepared (validated, made into rows) while the one before is written, rows appended by
+COPY, the inbox's and the records' indexes built once at the end on PostgreSQL (two tables
+at once); ``derive_all`` streams the facts into COPY as it derives them, and handed that
+replay (``derive_all(session, horizon, replay)``) takes the histories from its memory and
+builds the facts' primary key once after the load. The result is the same database,
+indexes included, as the chunk-by-chunk path over tables with history.
 """
 
 from __future__ import annotations
@@ -125,7 +128,9 @@ class Replay:
     twice: at once over tables with history, and at the end of a bulk load into fresh
     tables on PostgreSQL, whose keys are dropped for the load and rebuilt then, failing the
     replay (``_defer_indexes``). A chunk that failed leaves the replay unusable (its ids are
-    remembered without having been committed).
+    remembered without having been committed). On fresh tables ``apply_all`` prepares each
+    chunk while the previous one is written, committing them in order (``_pipelined``), and
+    keeps the stage records it wrote for ``derive_all`` (``history``).
     """
 
     def __init__(self, horizon: Horizon) -> None:
