@@ -438,8 +438,7 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     await session.execute(delete(FACT))
     dialect = session.get_bind().dialect.name
     await session.execute(facts.set_freshness(dialect, horizon_qn=last))
-    sites = {r.site_id: (r.opened_on, r.closed_on, r.icb_code, r.psc_code, r.region)
-             for r in (await session.execute(select(SITE))).all()}
+    sites = await _sites(session)
     restore = ([] if remembered is None
                else await _defer_indexes(session, DERIVED_TABLES, keys_only=True))
     series = _series(await _histories(session)) if remembered is None else remembered
@@ -447,11 +446,30 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     derived = _facts(series, sites, horizon.first_qn, last, by_area)
     await copy_rows(session, FACT, FACT_COLUMNS, derived)   # stored as they are derived
     await session.execute(delete(COUNT))
-    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], totals(by_area))
-    for _, statement in restore:
-        await session.execute(text(statement))
+    if restore:   # the keys are built (one round trip) while the counts are totalled
+        raw = await driver_connection(session)
+        building = asyncio.ensure_future(raw.execute(";\n".join(s for _, s in restore)))
+        await asyncio.sleep(0)   # sent
+        counts = list(totals(by_area))
+        await building
+    else:
+        counts = list(totals(by_area))
+    await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], counts)
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())
+
+
+async def _sites(session: AsyncSession) -> dict[str, tuple]:
+    """site_id -> (opened_on, closed_on, icb_code, psc_code, region) of every registered site
+    (on PostgreSQL through the driver: no ORM row per site)."""
+    if session.get_bind().dialect.name == "postgresql":
+        raw = await driver_connection(session)
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in await raw.fetch(SITES_SQL)}
+    return {r.site_id: (r.opened_on, r.closed_on, r.icb_code, r.psc_code, r.region)
+            for r in (await session.execute(select(SITE))).all()}
+
+
+SITES_SQL = f"SELECT site_id, opened_on, closed_on, icb_code, psc_code, region FROM {SITE.name}"
 
 
 async def _remembered(session: AsyncSession,
