@@ -542,7 +542,8 @@ async def rebuild_from_history(db: Database, horizon: Horizon,
     """Re-derive every fact from reports' own copy of the events (register + stage history).
 
     One transaction: readers keep the old facts until it commits, so the swap is atomic.
-    ``replay``: the bulk replay that just filled this (fresh) database (see ``derive_all``).
+    ``replay``: the bulk replay that just filled this (fresh) database (see ``derive_all``);
+    the facts' key is then rebuilt in this transaction, so a reader waits for its commit.
     """
     async with db.transaction() as session:
         return await derive_all(session, horizon, replay)
