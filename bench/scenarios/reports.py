@@ -219,12 +219,13 @@ async def populate(ctx: Context) -> dict[str, Any]:
         try:
             cpu = (time.process_time(), _pg_cpu(pg_pid))
             start = time.perf_counter()
-            await rb.Replay(horizon).apply_all(
+            replay = rb.Replay(horizon)
+            await replay.apply_all(
                 db, (envs[i:i + 5000] for i in range(0, len(envs), 5000)), progress=count,
                 stop=over_budget)
             replay_s = time.perf_counter() - start
             async with db.transaction() as session:
-                await rb.derive_all(session, horizon)
+                await rb.derive_all(session, horizon, replay)
             total = time.perf_counter() - start
             client_cpu = time.process_time() - cpu[0]
         finally:

@@ -13,14 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports import activity, upkeep
 from services.reports.facts import SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.consumer import BatchConsumerRunner, BatchHandler
-from shared.dialect import insert_ignore, insert_rows
+from shared.dialect import insert_rows
 from shared.events import Envelope, Event, topics
 from shared.events.sites import SiteClosed, SiteFacts, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
@@ -45,14 +44,11 @@ async def apply_sites(session: AsyncSession, envelopes: Sequence[Envelope]) -> N
     rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
             for d in newest.values()]
     await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
-    dialect = session.get_bind().dialect.name
     registered = Counter(e.data["icb_code"] for e in envelopes
                          if e.type == SiteRegistered.TYPE)
-    for icb, n in sorted(registered.items()):
-        await session.execute(insert_ignore(REG, dialect).values(icb_code=icb,
-                                                                 sites_registered=0))
-        await session.execute(update(REG).where(REG.c.icb_code == icb)
-                              .values(sites_registered=REG.c.sites_registered + n))
+    await insert_rows(session, REG, [{"icb_code": icb, "sites_registered": n}
+                                     for icb, n in sorted(registered.items())],
+                      add=(["icb_code"], ["sites_registered"]))   # one statement, any ICBs
 
 
 def _date(value: str | date | None) -> date | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import delete, select
@@ -273,4 +273,77 @@ async def test_a_replay_refuses_a_database_whose_keys_an_unfinished_replay_dropp
         await s.execute(text("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey"))
     with pytest.raises(RuntimeError, match="did not finish"):
         await rebuild.Replay(HORIZON).apply_all(db, [rebuild.canonical(EVENTS)])
+    await db.dispose()
+
+
+async def test_after_a_bulk_replay_the_facts_come_from_its_memory_with_indexes_rebuilt(
+        tmp_path, monkeypatch, postgres):
+    """PostgreSQL: handed the replay that filled fresh tables, the derivation reads no
+    history back (its records are the table's) and builds the facts' and counts' indexes
+    once; the database equals one derived from the stored history."""
+    events = rebuild.canonical(EVENTS)
+    db = await migrated(tmp_path, postgres.create_database())
+    want_indexes = await indexes(db)
+    replayer = rebuild.Replay(HORIZON)
+    assert await replayer.apply_all(db, [events[:5], events[5:]]) == len(EVENTS)
+
+    async def not_read(session):
+        raise AssertionError("the history was read back")
+
+    with monkeypatch.context() as m:
+        m.setattr(rebuild, "_histories", not_read)
+        # six quarters (2022/23 Q1 to the clock's 2023/24 Q2): 1-A and 1-D all six, 1-B five
+        assert await rebuild.rebuild_from_history(db, HORIZON, replayer) == 17
+    assert await indexes(db) == want_indexes
+    want = await migrated(tmp_path, postgres.create_database())
+    async with want.transaction() as s:
+        await rebuild.replay(s, events, HORIZON)
+        await rebuild.derive_all(s, HORIZON)
+    assert await table_rows(db) == await table_rows(want)
+    await db.dispose()
+    await want.dispose()
+
+
+async def test_a_record_the_replay_did_not_write_sends_the_derivation_back_to_the_table(
+        tmp_path, make_url):
+    """The replay's memory is used only when it is the whole table: a record written beside
+    it (here straight into the table) counts."""
+    from sqlalchemy import insert
+
+    from services.reports.facts import RECORD
+
+    db = await migrated(tmp_path, make_url("db"))
+    replayer = rebuild.Replay(HORIZON)
+    await replayer.apply_all(db, [rebuild.canonical(EVENTS)])
+    async with db.transaction() as s:
+        await s.execute(insert(RECORD).values(
+            event_id=str(uuid.uuid4()), site_id="1-A", psc_code="SW", programme="care-homes",
+            tool="NEWS2", stage=6, applies_from=date(2023, 5, 1),
+            reported_at=datetime(2023, 5, 2, tzinfo=UTC)))
+    async with db.transaction() as s:
+        await rebuild.derive_all(s, HORIZON, replayer)
+    async with db.session() as s:
+        got = (await s.execute(select(FACT.c.qn, FACT.c.stage).where(
+            FACT.c.site_id == "1-A").order_by(FACT.c.qn))).all()
+    # 2022/23 Q1..Q4 are ordinals 8088..8091; 2023/24 Q1, Q2 (the clock's) 8092, 8093
+    assert [tuple(r) for r in got] == [(8088, 3), (8089, 3), (8090, 5), (8091, 5), (8092, 6),
+                                       (8093, 6)]
+    await db.dispose()
+
+
+async def test_a_chunk_the_database_refuses_ends_a_pipelined_replay_after_the_chunks_before(
+        tmp_path, postgres):
+    """Fresh tables: the chunk after is prepared while one is written; when the database
+    refuses a chunk (a site id longer than its column), the chunks before it stay committed
+    and nothing after it is written."""
+    events = rebuild.canonical(EVENTS)
+    long_id = stage("1-A", 3, date(2022, 6, 1))
+    long_id = long_id.model_copy(update={"data": {**long_id.data, "site_id": "x" * 33}})
+    db = await migrated(tmp_path, postgres.create_database())
+    with pytest.raises(Exception, match="too long"):
+        await rebuild.Replay(HORIZON).apply_all(
+            db, [events[:4], events[4:6] + [long_id], events[6:]])
+    async with db.session() as s:
+        from shared.inbox import INBOX
+        assert len((await s.execute(select(INBOX))).all()) == 4
     await db.dispose()
