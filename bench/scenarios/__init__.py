@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-MODULES = ("pure", "http_baseline", "copy", "relay", "reports", "reports_freshness", "ingest",
-           "news2_endpoint", "freshness")
+MODULES = ("pure", "http_baseline", "copy", "relay", "reports", "reports_freshness",
+           "rebuild_bus", "ingest", "news2_endpoint", "freshness")
 
 
 def load_all() -> None:

@@ -550,26 +550,27 @@ async def rebuild_from_history(db: Database, horizon: Horizon,
         return await derive_all(session, horizon, replay)
 
 
-async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *, group: str,
-                          batch_size: int = 5000,
+async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
+                          batch_size: int = 5000, idle_seconds: float = 0.2,
                           progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Replay every topic from the beginning into `db` (fresh), then derive the facts.
 
-    Returns (events applied, messages skipped as unreadable). A fresh consumer group starts at
-    the earliest retained record; the replay ends when the group has no lag left. The
-    batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
+    Returns (events applied, messages skipped as unreadable). A ``Bus.reader`` (no group to
+    join, every partition from the earliest retained record) reads every topic; the replay
+    ends after two reads that found nothing in ``idle_seconds`` once no partition is behind.
+    The batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
     ``rebuild`` benchmark measures), and the facts are derived from the replay's memory.
-    Nothing is committed to the group: a rebuild does not resume; run it again into a
-    fresh database.
+    Nothing is committed anywhere: a rebuild does not resume; run it again into a fresh
+    database.
     """
-    consumer = bus.consumer(group, list(topics.ALL_TOPICS))
+    consumer = bus.reader(list(topics.ALL_TOPICS))
     skipped = 0
 
     async def batches() -> AsyncIterator[list[Envelope]]:
         nonlocal skipped
         idle = 0
         while True:
-            batch = await consumer.getmany(max_records=batch_size, timeout=0.5)
+            batch = await consumer.getmany(max_records=batch_size, timeout=idle_seconds)
             if not batch:
                 idle += 1
                 if idle >= 2 and await _caught_up(consumer):

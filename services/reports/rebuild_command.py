@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,8 +56,7 @@ async def _from_bus(settings, into: str | None, swap: bool) -> str:  # noqa: ANN
     try:
         with tqdm(desc="replaying events", unit="event") as bar:
             applied, skipped = await rebuild.replay_from_bus(
-                bus, db, _horizon(settings), group=f"reports.rebuild.{uuid.uuid4().hex[:8]}",
-                progress=bar.update)
+                bus, db, _horizon(settings), progress=bar.update)
     finally:
         await bus.stop()
         await db.dispose()

@@ -222,6 +222,10 @@ class KafkaBus(Bus):
         return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix,
                               self.session_timeout_ms, self.fetch_max_wait_ms)
 
+    def reader(self, topics: Sequence[str]) -> Consumer:
+        return _KafkaReader(self.bootstrap, "", tuple(topics), self._client_id, self.prefix,
+                            self.session_timeout_ms, self.fetch_max_wait_ms)
+
 
 def _failed(exc: BaseException) -> asyncio.Future[None]:
     fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -308,3 +312,28 @@ class _KafkaConsumer(Consumer):
 
     async def assigned(self) -> bool:
         return bool(self._consumer.assignment())
+
+
+class _KafkaReader(_KafkaConsumer):
+    """No group: every partition of the topics assigned by hand, read from the earliest
+    offset (``Bus.reader``)."""
+
+    async def start(self) -> None:
+        options = {**self._options, "group_id": None}
+        for key in ("session_timeout_ms", "heartbeat_interval_ms"):
+            options.pop(key)
+        self._consumer = AIOKafkaConsumer(**options)
+        await self._consumer.start()
+        await self._consumer.topics()   # metadata of every topic, partitions included
+        self._consumer.assign([TopicPartition(t, p) for t in self._topics
+                               for p in sorted(self._consumer.partitions_for_topic(t) or ())])
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        """Nothing to commit to: a reader has no group."""
+
+    async def lag(self) -> int:
+        """As a consumer's, except that a partition not fetched yet (no high watermark known)
+        counts as behind: a replay must not end before it has seen every partition."""
+        unknown = sum(1 for tp in self._consumer.assignment()
+                      if self._consumer.highwater(tp) is None)
+        return unknown + await super().lag()

@@ -60,6 +60,10 @@ class MemoryBus(Bus):
             self._groups.setdefault(t, set()).add(group)
         return _MemoryConsumer(self, group, tuple(topics))
 
+    def reader(self, topics: Sequence[str]) -> Consumer:
+        """From the oldest retained record; no group, so it never holds back trimming."""
+        return _MemoryReader(self, "", tuple(topics))
+
     def committed(self, group: str, topic: str, partition: int) -> int:
         parts = self._topic(topic)
         return self._committed.get((group, topic, partition), parts[partition].base)
@@ -122,3 +126,8 @@ class _MemoryConsumer(Consumer):
         return sum(
             self._bus._topic(t)[p].end - pos for (t, p), pos in self._position.items()
         )
+
+
+class _MemoryReader(_MemoryConsumer):
+    async def commit(self, messages: Sequence[Message]) -> None:
+        """Nothing to commit to: a reader has no group."""

@@ -70,6 +70,25 @@ async def test_new_group_reads_everything_in_order_per_key(bus):
         assert len({m.partition for m in got if m.key == f"k{k}"}) == 1
 
 
+async def test_a_reader_reads_every_partition_from_the_start_and_catches_up(bus):
+    await bus.publish(records(bus.test_topic, 5, 20))
+    reader = bus.reader([bus.test_topic])
+    await reader.start()
+    got = await drain(reader, 100)
+    await reader.commit(got)   # nothing to commit to: a no-op
+    while not got or await reader.lag():   # once every partition was seen, nothing behind
+        got.extend(await reader.getmany(max_records=500, timeout=0.3))
+    await reader.stop()
+    assert len(got) == 100
+    assert {m.partition for m in got} == set(range(PARTITIONS))
+    for k in range(5):
+        assert [int(m.value.split(b":")[1]) for m in got if m.key == f"k{k}"] == list(range(20))
+    again = bus.reader([bus.test_topic])   # a second reader reads it all again
+    await again.start()
+    assert len(await drain(again, 100)) == 100
+    await again.stop()
+
+
 async def test_uncommitted_messages_are_delivered_again(bus):
     group = f"g-{uuid.uuid4().hex[:6]}"
     await bus.publish(records(bus.test_topic, 2, 5))

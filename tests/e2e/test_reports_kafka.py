@@ -77,7 +77,7 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
         fresh = Database(postgres.create_database())
         await upgrade(fresh, runtime.migrations)
         applied, skipped = await rebuild.replay_from_bus(
-            bus, fresh, Horizon.of(FIRST, lambda: CLOCK), group="rebuild")
+            bus, fresh, Horizon.of(FIRST, lambda: CLOCK))
         assert (applied, skipped) == (len(events), 0)
         async with fresh.session() as a, runtime.db.session() as b:
             got = sorted(map(tuple, (await a.execute(select(FACT))).all()))

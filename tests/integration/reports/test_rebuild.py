@@ -52,7 +52,7 @@ async def test_replay_from_the_bus_into_a_fresh_database_equals_the_live_views(t
     await upgrade(fresh, live.migrations)
     seen = []
     applied, skipped = await asyncio.wait_for(rebuild.replay_from_bus(
-        bus, fresh, HORIZON, group="rebuild-test", batch_size=4, progress=seen.append), 10)
+        bus, fresh, HORIZON, batch_size=4, progress=seen.append), 10)
     assert (applied, skipped, sum(seen)) == (len(EVENTS), 1, len(records) + 6)
     assert await facts(fresh) == await facts(live.db)
     await fresh.dispose()
