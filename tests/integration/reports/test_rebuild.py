@@ -94,6 +94,17 @@ async def table_rows(db: Database) -> dict[str, list]:
     return out
 
 
+async def same_as_one_replay(db, events, want) -> None:
+    """``db`` holds what one replay of ``events`` in one transaction gives ``want`` (a fresh,
+    migrated database); both are disposed of."""
+    async with want.transaction() as s:
+        await rebuild.replay(s, events, HORIZON)
+        await rebuild.derive_all(s, HORIZON)
+    assert await table_rows(db) == await table_rows(want)
+    await db.dispose()
+    await want.dispose()
+
+
 def urls(tmp_path, pg_url_factory):
     def make(name: str) -> str:
         if pg_url_factory is None:
@@ -149,13 +160,7 @@ async def test_a_replay_into_tables_with_history_looks_ids_up(tmp_path, make_url
     assert replayer.applied is None
     async with db.transaction() as s:
         await rebuild.derive_all(s, HORIZON)
-    want = await migrated(tmp_path, make_url("want"))
-    async with want.transaction() as s:
-        await rebuild.replay(s, events, HORIZON)
-        await rebuild.derive_all(s, HORIZON)
-    assert await table_rows(db) == await table_rows(want)
-    await db.dispose()
-    await want.dispose()
+    await same_as_one_replay(db, events, await migrated(tmp_path, make_url("want")))
 
 
 async def test_a_rebuilt_database_keeps_consuming_without_applying_anything_twice(tmp_path):
@@ -295,13 +300,7 @@ async def test_after_a_bulk_replay_the_facts_come_from_its_memory_with_indexes_r
         # six quarters (2022/23 Q1 to the clock's 2023/24 Q2): 1-A and 1-D all six, 1-B five
         assert await rebuild.rebuild_from_history(db, HORIZON, replayer) == 17
     assert await indexes(db) == want_indexes
-    want = await migrated(tmp_path, postgres.create_database())
-    async with want.transaction() as s:
-        await rebuild.replay(s, events, HORIZON)
-        await rebuild.derive_all(s, HORIZON)
-    assert await table_rows(db) == await table_rows(want)
-    await db.dispose()
-    await want.dispose()
+    await same_as_one_replay(db, events, await migrated(tmp_path, postgres.create_database()))
 
 
 async def test_a_record_the_replay_did_not_write_sends_the_derivation_back_to_the_table(
