@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_json
@@ -122,6 +123,12 @@ def _upsert_add(table: Table, dialect_name: str, index: tuple[str, ...],
     return stmt.on_conflict_do_update(
         index_elements=list(index), set_={c: table.c[c] + stmt.excluded[c] for c in names}
     )
+
+
+def aware(instant: datetime) -> datetime:
+    """A datetime read back from the database, with its zone: SQLite keeps none and hands
+    back naive datetimes for values stored as UTC (PostgreSQL's are already aware)."""
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def in_values(column: Any, values: Iterable[Any], dialect_name: str) -> Any:

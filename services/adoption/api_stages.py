@@ -21,6 +21,7 @@ from services.adoption.sites import SiteOut
 from services.adoption.submissions import Numbered, SubmissionReport
 from services.adoption.uploads import OPENAPI, read_uploaded_table
 from shared.auth import Principal, Role, require
+from shared.dialect import aware
 from shared.problems import Problem
 from shared.quarters import Quarter, local_date
 from shared.runtime import Runtime
@@ -59,7 +60,7 @@ class ReportOut(BaseModel):
     @field_validator("reported_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite keeps no zone
+        return aware(value)
 
 
 class SiteHistory(BaseModel):

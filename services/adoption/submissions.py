@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
@@ -27,6 +27,7 @@ from services.adoption.programmes import load_catalogue
 from services.adoption.rowchecks import Refusal, Register, SubmissionIn
 from services.adoption.sites import in_scope
 from shared.auth import Principal
+from shared.dialect import aware
 from shared.events.stages import StageChanged
 from shared.outbox import add_events
 from shared.quarters import local_date
@@ -170,12 +171,8 @@ async def _histories(session: AsyncSession, rows: Sequence[Numbered]
 
 def as_record(r: StageReport) -> StageRecord:
     return StageRecord(site_id=r.site_id, programme=r.programme, tool=r.tool, stage=r.stage,
-                       applies_from=r.applies_from, reported_at=_aware(r.reported_at),
+                       applies_from=r.applies_from, reported_at=aware(r.reported_at),
                        reporter=r.reporter)
-
-
-def _aware(instant: datetime) -> datetime:
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def _rejected(item: Numbered, refusal: Refusal) -> RowResult:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select, tuple_
@@ -33,7 +33,7 @@ from services.ingest.events import encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
 from services.ingest.validation import AMENDS
-from shared.dialect import driver_connection, insert_rows
+from shared.dialect import aware, driver_connection, insert_rows
 from shared.outbox import add_encoded, insert_with_events, utcnow
 from shared.problems import Problem
 
@@ -89,11 +89,11 @@ async def _amendments_refused(session: AsyncSession | AsyncConnection,
                        sorted({row["resident"] for row, _ in amending})))
     recorded: dict[tuple[str, datetime], list[tuple[uuid.UUID, str, str | None]]] = {}
     for set_id, resident, taken_at, platform, key in (await session.execute(query)).all():
-        recorded.setdefault((resident, _utc(taken_at)), []).append((set_id, platform, key))
+        recorded.setdefault((resident, aware(taken_at)), []).append((set_id, platform, key))
     refused = {}
     for row, status in amending:
         earlier = [set_id for set_id, platform, key in
-                   recorded.get((row["resident"], _utc(row["taken_at"])), [])
+                   recorded.get((row["resident"], aware(row["taken_at"])), [])
                    if (platform, key) != (row["source_platform"], row["platform_set_id"])
                    or key is None]
         if earlier:
@@ -108,11 +108,6 @@ async def _amendments_refused(session: AsyncSession | AsyncConnection,
 def _outside_a_transaction_on_postgresql(session: AsyncSession | AsyncConnection) -> bool:
     return (isinstance(session, AsyncConnection) and session.dialect.name == "postgresql"
             and not session.in_transaction())
-
-
-def _utc(instant: datetime) -> datetime:
-    # SQLite hands back naive datetimes for values stored as UTC.
-    return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 async def _existing(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]

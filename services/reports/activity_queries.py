@@ -9,7 +9,6 @@ whose latest return is older than the quarter.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.reports.domain.adoption import NATIONAL, percent
 from services.reports.domain.stages import from_ordinal
 from services.reports.models import Activity, ActivityResident, ReportSite, StageFact, StageRecord
+from shared.dialect import aware
 from shared.quarters import local_date
 
 ACT, RES, FACT = Activity.__table__, ActivityResident.__table__, StageFact.__table__
@@ -103,11 +103,7 @@ async def _stale_pscs(session: AsyncSession, programme: str, qn: int) -> list[di
     out = []
     for psc in sorted(set(pscs) | set(latest)):
         last = latest.get(psc)
-        last_day = None if last is None else local_date(_aware(last))
+        last_day = None if last is None else local_date(aware(last))
         if last_day is None or last_day < start:
             out.append({"psc_code": psc, "latest_return": last_day})
     return out
-
-
-def _aware(instant: datetime) -> datetime:
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

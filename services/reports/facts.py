@@ -20,7 +20,7 @@ from sqlalchemy.sql import Insert
 
 from services.reports.domain.stages import StagePoint, ordinal
 from services.reports.models import Freshness, ReportSite, StageCount, StageFact, StageRecord
-from shared.dialect import upsert
+from shared.dialect import aware, upsert
 from shared.events import Envelope
 from shared.quarters import Quarter
 
@@ -73,12 +73,7 @@ def new_stamp() -> str:
 
 def points(rows: Iterable[tuple]) -> list[StagePoint]:
     """(applies_from, reported_at, tool, stage, event_id) rows as domain values."""
-    return [StagePoint(a, _aware(r), tool, stage, str(eid)) for a, r, tool, stage, eid in rows]
-
-
-def _aware(instant: datetime) -> datetime:
-    # SQLite hands back naive datetimes for values stored as UTC.
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return [StagePoint(a, aware(r), tool, stage, str(eid)) for a, r, tool, stage, eid in rows]
 
 
 def fact_row(site, programme: str, fact) -> dict:  # noqa: ANN001 - a Row and a QuarterFact

@@ -23,7 +23,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC
 from itertools import groupby
 from operator import itemgetter
 
@@ -37,7 +36,7 @@ from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
 from shared.bus.base import Bus, Consumer, Message
 from shared.db import Database
-from shared.dialect import copy_rows, driver_connection, in_values
+from shared.dialect import aware, copy_rows, driver_connection, in_values
 from shared.events import Envelope, Event, UnknownEvent, decode, parse, topics
 from shared.events.stages import StageChanged
 from shared.inbox import INBOX
@@ -530,7 +529,7 @@ async def _histories(session: AsyncSession) -> list[tuple]:
         return await raw.fetch(HISTORY_SQL)
     rows = await session.execute(select(*columns).order_by(RECORD.c.site_id,
                                                            RECORD.c.programme))
-    return [(s, p, a, r if r.tzinfo else r.replace(tzinfo=UTC), t, st, e)
+    return [(s, p, a, aware(r), t, st, e)
             for s, p, a, r, t, st, e in rows]
 
 

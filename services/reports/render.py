@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from services.reports.domain.adoption import AMBITION_MEASURE, MEASURES, AdoptionRow
 from services.reports.domain.stages import from_ordinal
 from services.reports.domain.transitions import Transitions
+from shared.dialect import aware
 
 
 def number(value: Decimal | None) -> float | None:
@@ -62,14 +63,10 @@ def freshness_json(row: Any | None, horizon: str | None) -> dict[str, Any]:
         return {"last_event": None, "age_seconds": None, "horizon": horizon}
     now = datetime.now(UTC)
     return {"last_event": {"id": row.event_id, "type": row.event_type,
-                           "time": _aware(row.event_time).isoformat(),
-                           "applied_at": _aware(row.applied_at).isoformat()},
-            "age_seconds": round((now - _aware(row.event_time)).total_seconds(), 3),
+                           "time": aware(row.event_time).isoformat(),
+                           "applied_at": aware(row.applied_at).isoformat()},
+            "age_seconds": round((now - aware(row.event_time)).total_seconds(), 3),
             "horizon": horizon}
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def csv_response(rows: Iterable[dict[str, Any]], filename: str, fresh: dict[str, Any]
