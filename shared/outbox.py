@@ -139,12 +139,14 @@ async def add_encoded(session: AsyncSession, events: Iterable[Encoded]) -> None:
     """
     now = utcnow()
     rows = [(e.id, e.type, e.topic, e.subject, e.payload, now, 0, now) for e in events]
+    if not rows:
+        return
     if len(rows) >= COPY_FROM_ROWS:
         await copy_rows(session, OUTBOX, ENCODED_COLUMNS, rows)
-    elif rows:
+    else:
         await insert_rows(session, OUTBOX, [dict(zip(ENCODED_COLUMNS, r, strict=True))
                                             for r in rows])
-    session.info[WROTE] = session.info.get(WROTE, False) or bool(rows)
+    session.info[WROTE] = True
 
 
 async def insert_with_events(raw: Any, table: Table, rows: Sequence[dict[str, Any]],
@@ -174,9 +176,9 @@ async def insert_with_events(raw: Any, table: Table, rows: Sequence[dict[str, An
 def _with_events_sql(table: Table, columns: tuple[str, ...], key: str) -> str:
     kind = table.c[key].type.compile(dialect=postgresql.dialect())
     return (f"WITH s AS ({insert_sql(table, columns, ignore=True, returning=key)}), "
-            "o AS (INSERT INTO outbox (event_id, event_type, topic, key, payload, created_at, "
-            "attempts, next_attempt_at) SELECT e.event_id, e.event_type, e.topic, e.key, "
-            "e.payload, e.created_at, 0, e.created_at FROM json_to_recordset($2::json) AS "
+            f"o AS (INSERT INTO {OUTBOX.name} (event_id, event_type, topic, key, payload, "
+            "created_at, attempts, next_attempt_at) SELECT e.event_id, e.event_type, e.topic, "
+            "e.key, e.payload, e.created_at, 0, e.created_at FROM json_to_recordset($2::json) AS "
             f"e(k {kind}, event_id uuid, event_type text, topic text, key text, payload text, "
             f'created_at timestamptz) JOIN s ON s."{key}" = e.k) '
             f'SELECT "{key}" FROM s')
