@@ -6,9 +6,9 @@ renewed in the background while requests use it, once it is older than ``REFRESH
 sum of revisions: rows are never deleted and a row's revision only grows, so every change
 moves it) with the snapshot's, and only a changed table is read again (~40 ms of CPU
 nationally). A snapshot's rows count only while it is younger than ``site_cache_seconds``
-(its age runs from when its check began). Whatever the snapshot lacks, or
-everything when it is too old (idle a while, or reloads failing), is read from the table in the
-request's own transaction and kept for ``site_cache_seconds``. Reading the sites of each flush
+(its age runs from when its check began). Whatever the snapshot lacks, or everything when it
+is too old (idle a while, or renewals failing), is read from the table in the request's own
+transaction and kept for ``site_cache_seconds``. Reading the sites of each flush
 from the table was about a tenth of the API's CPU at saturation (the flush's one query).
 
 Guarantees: a site registered a moment ago is seen at once (a miss reads the table). A change
