@@ -34,10 +34,10 @@ from services.reports.domain.counts import totals
 from services.reports.domain.stages import quarter_stages_of
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
-from shared.bus.base import Bus, Consumer, Message
+from shared.bus.base import Bus, Message
 from shared.db import Database
 from shared.dialect import aware, copy_rows, driver_connection, in_values
-from shared.events import Envelope, Event, UnknownEvent, decode, parse, topics
+from shared.events import Envelope, Event, decode, parse, topics
 from shared.events.stages import StageChanged
 from shared.inbox import INBOX
 from shared.outbox import utcnow
@@ -136,6 +136,7 @@ class Replay:
         self.horizon = horizon
         self.applied: set[int] | None = None   # ids (as ints) applied, when tables were fresh
         self.records: list[tuple] | None = None   # and the stage records written (history)
+        self.unreadable = 0   # events skipped because ``parse`` refuses them
         self.started = self.failed = False
 
     async def apply(self, session: AsyncSession, envelopes: Iterable[Envelope],
@@ -259,32 +260,42 @@ class Replay:
 
     def _prepare(self, envelopes: list[Envelope], known: set[int]) -> Chunk:
         """Dedupe (ids in ``known`` are skipped; on fresh tables this chunk's are added to it),
-        validate and build rows, in one pass. Reads nothing from the database."""
+        validate and build rows, in one pass. Reads nothing from the database. An event
+        ``parse`` refuses is counted in ``unreadable`` and skipped, id not remembered, as
+        the live consumer dead-letters it without an inbox row."""
         validate = STAGE_VALIDATOR   # parse's own validation, minus two calls per event
         seen: set[int] = set()
         new: list[Envelope] = []
         sites: list[Envelope] = []
         records: list[tuple] = []
-        other: list[Envelope] = []
+        other: list[Event] = []
         for envelope in envelopes:
             key = envelope.id.int
             if key in known or key in seen:
                 continue
+            kind = envelope.type
+            try:
+                event = (validate(envelope.data)
+                         if kind == STAGE and envelope.schemaversion <= VERSION
+                         else parse(envelope))
+            except ValueError:   # a pydantic ValidationError, an UnknownEvent
+                self.unreadable += 1
+                continue
+            if kind not in KNOWN:
+                continue   # another service's event on these topics: not reports' to apply
             seen.add(key)
             new.append(envelope)
-            kind = envelope.type
             if kind == STAGE:
-                e = (validate(envelope.data) if envelope.schemaversion <= VERSION
-                     else parse(envelope))   # parse refuses it
-                records.append((e.site_id, e.programme, e.applies_from, e.reported_at,
-                                e.to_tool, e.to_stage, str(envelope.id), e.psc_code))
+                records.append((event.site_id, event.programme, event.applies_from,
+                                event.reported_at, event.to_tool, event.to_stage,
+                                str(envelope.id), event.psc_code))
             elif kind in SITE_TYPES:
                 sites.append(envelope)
             else:
-                other.append(envelope)
+                other.append(event)
         if known is self.applied:
             known |= seen
-        return Chunk(len(envelopes), new, sites, records, [parse(e) for e in other])
+        return Chunk(len(envelopes), new, sites, records, other)
 
     async def _write(self, session: AsyncSession, chunk: Chunk,
                      progress: Callable[[int], None] | None) -> int:
@@ -550,46 +561,42 @@ async def rebuild_from_history(db: Database, horizon: Horizon,
 
 
 async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
-                          batch_size: int = 5000, idle_seconds: float = 0.2,
+                          batch_size: int = 5000, wait_seconds: float = 0.5,
                           progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Replay every topic from the beginning into `db` (fresh), then derive the facts.
 
-    Returns (events applied, messages skipped as unreadable). A ``Bus.reader`` (no group to
-    join, every partition from the earliest retained record) reads every topic; the replay
-    ends after two reads that found nothing in ``idle_seconds`` once no partition is behind.
-    The batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
-    ``rebuild`` benchmark measures), and the facts are derived from the replay's memory.
-    Nothing is committed anywhere: a rebuild does not resume; run it again into a fresh
-    database.
+    Returns (events applied, messages skipped as unreadable: not an envelope, or an event
+    ``parse`` refuses, which the live consumer dead-letters). A ``Bus.reader`` (no group to
+    join) reads every partition from the earliest retained record up to where it ended when
+    the replay started (``Reader.caught_up``), so a replay under live traffic ends too. The
+    batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
+    ``rebuild`` benchmark measures), which validates each event once, and the facts are
+    derived from the replay's memory. Nothing is committed anywhere: a rebuild does not
+    resume; run it again into a fresh database.
     """
-    consumer = bus.reader(list(topics.ALL_TOPICS))
-    skipped = 0
+    reader = bus.reader(list(topics.ALL_TOPICS))
+    undecodable = 0
 
     async def batches() -> AsyncIterator[list[Envelope]]:
-        nonlocal skipped
-        idle = 0
-        while True:
-            batch = await consumer.getmany(max_records=batch_size, timeout=idle_seconds)
+        nonlocal undecodable
+        while not await reader.caught_up():
+            batch = await reader.getmany(max_records=batch_size, timeout=wait_seconds)
             if not batch:
-                idle += 1
-                if idle >= 2 and await _caught_up(consumer):
-                    return
                 continue
-            idle = 0
-            envelopes, bad = _readable(batch)
-            skipped += bad
+            envelopes = _decoded(batch)
+            undecodable += len(batch) - len(envelopes)
             if progress:
                 progress(len(batch))
             yield envelopes
 
     replayer = Replay(horizon)
-    await consumer.start()
+    await reader.start()
     try:
         applied = await replayer.apply_all(db, batches())
     finally:
-        await consumer.stop()
+        await reader.stop()
     await rebuild_from_history(db, horizon, replayer)
-    return applied, skipped
+    return applied, undecodable + replayer.unreadable
 
 
 Chunks = Iterable[Sequence[Envelope]] | AsyncIterable[Sequence[Envelope]]
@@ -605,26 +612,15 @@ async def _each(chunks: Chunks) -> AsyncIterator[Sequence[Envelope]]:
             yield chunk
 
 
-async def _caught_up(consumer: Consumer) -> bool:
-    # Kafka: no lag means nothing until partitions are assigned (the first join takes seconds).
-    assigned = getattr(consumer, "assigned", None)
-    if assigned is not None and not await assigned():
-        return False
-    return await consumer.lag() == 0
-
-
-def _readable(batch: Sequence[Message]) -> tuple[list[Envelope], int]:
-    out, bad = [], 0
+def _decoded(batch: Sequence[Message]) -> list[Envelope]:
+    """The envelopes of these messages, without the ones that are not one."""
+    out = []
     for message in batch:
         try:
-            envelope = decode(message.value)
-            parse(envelope)
-        except (UnknownEvent, ValueError):
-            bad += 1   # the live consumer dead-letters these; a rebuild reports the count
+            out.append(decode(message.value))
+        except ValueError:
             continue
-        if envelope.type in KNOWN:
-            out.append(envelope)
-    return out, bad
+    return out
 
 
 KNOWN = {*SITE_TYPES, STAGE, *activity.TYPES}

@@ -2,9 +2,11 @@
 
 ``--from history`` (default, any deployment): re-derive every fact from reports' own copy of
 the events, in one transaction, so readers switch from the old facts to the new at commit.
-``--from bus``: replay every topic from the beginning (Kafka; a fresh consumer group) into a
-fresh database, derive the facts there, then swap: ``--swap`` moves a SQLite file over the
-live one (stop the service first); otherwise point ``REPORTS_DATABASE_URL`` at the new one.
+``--from bus``: replay every topic from the earliest retained record (Kafka; a reader, no
+consumer group) up to where it ended when the replay began, into a fresh database, derive the
+facts there, then swap: ``--swap`` moves a SQLite file over the live one; otherwise point
+``REPORTS_DATABASE_URL`` at the new one. Stop the reports worker first (deploy/README.md says
+why).
 """
 
 from __future__ import annotations

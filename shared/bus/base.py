@@ -12,7 +12,6 @@ Contract (tested by one suite against both adapters, tests/contract/test_bus.py)
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,6 +59,17 @@ class Consumer(ABC):
         """Messages published but not yet delivered to this consumer (for /metrics)."""
 
 
+class Reader(Consumer):
+    """A consumer for a replay (``Bus.reader``): every partition from the earliest retained
+    record, no group, nothing committed."""
+
+    @abstractmethod
+    async def caught_up(self) -> bool:
+        """Every partition read up to where it ended when the reader first looked (at
+        ``start``, or a partition's first fetch). What was published later may be delivered
+        too, but is not waited for: a replay under live traffic ends."""
+
+
 class Bus(ABC):
     @abstractmethod
     async def start(self) -> None: ...
@@ -83,11 +93,11 @@ class Bus(ABC):
     @abstractmethod
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 
-    def reader(self, topics: Sequence[str]) -> Consumer:
+    @abstractmethod
+    def reader(self, topics: Sequence[str]) -> Reader:
         """Every partition of ``topics`` from the beginning, for a replay: no group to join
         (on Kafka a group's first join took ~3 s of a national rebuild's ~9), nothing
-        committed (``commit`` does nothing). By default a consumer of a group of its own."""
-        return self.consumer(f"reader-{uuid.uuid4().hex}", topics)
+        committed (``commit`` does nothing)."""
 
 
 def last_per_partition(messages: Sequence[Message]) -> dict[tuple[str, int], int]:

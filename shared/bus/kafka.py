@@ -33,7 +33,7 @@ from aiokafka.errors import (
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
+from shared.bus.base import Bus, Consumer, Message, Reader, Record, last_per_partition
 
 log = logging.getLogger("mandet.bus")
 BROKER_AWAY = (KafkaTimeoutError, KafkaUnavailableError, KafkaConnectionError, NodeNotReadyError,
@@ -222,7 +222,7 @@ class KafkaBus(Bus):
         return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix,
                               self.session_timeout_ms, self.fetch_max_wait_ms)
 
-    def reader(self, topics: Sequence[str]) -> Consumer:
+    def reader(self, topics: Sequence[str]) -> Reader:
         return _KafkaReader(self.bootstrap, "", tuple(topics), self._client_id, self.prefix,
                             self.session_timeout_ms, self.fetch_max_wait_ms)
 
@@ -314,9 +314,14 @@ class _KafkaConsumer(Consumer):
         return bool(self._consumer.assignment())
 
 
-class _KafkaReader(_KafkaConsumer):
+class _KafkaReader(_KafkaConsumer, Reader):
     """No group: every partition of the topics assigned by hand, read from the earliest
-    offset (``Bus.reader``)."""
+    offset (``Bus.reader``).
+
+    A partition's end is its high watermark in the first fetch response that carried one,
+    not ``end_offsets``: Tansu answers ListOffsets wrongly (measured: 1 for a partition
+    holding 40 records, once per produced batch), which would end a replay early.
+    """
 
     async def start(self) -> None:
         options = {**self._options, "group_id": None}
@@ -327,13 +332,19 @@ class _KafkaReader(_KafkaConsumer):
         await self._consumer.topics()   # metadata of every topic, partitions included
         self._consumer.assign([TopicPartition(t, p) for t in self._topics
                                for p in sorted(self._consumer.partitions_for_topic(t) or ())])
+        self._ends: dict[TopicPartition, int] = {}
 
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""
 
-    async def lag(self) -> int:
-        """As a consumer's, except that a partition not fetched yet (no high watermark known)
-        counts as behind: a replay must not end before it has seen every partition."""
-        unknown = sum(1 for tp in self._consumer.assignment()
-                      if self._consumer.highwater(tp) is None)
-        return unknown + await super().lag()
+    async def caught_up(self) -> bool:
+        for tp in self._consumer.assignment():
+            end = self._ends.get(tp)
+            if end is None:
+                end = self._consumer.highwater(tp)
+                if end is None:
+                    return False   # not fetched yet
+                self._ends[tp] = end
+            if end and await self._consumer.position(tp) < end:
+                return False
+        return True

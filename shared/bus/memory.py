@@ -12,7 +12,7 @@ import asyncio
 import zlib
 from collections.abc import Sequence
 
-from shared.bus.base import Bus, Consumer, Message, Record, last_per_partition
+from shared.bus.base import Bus, Consumer, Message, Reader, Record, last_per_partition
 
 
 class _Partition:
@@ -60,7 +60,7 @@ class MemoryBus(Bus):
             self._groups.setdefault(t, set()).add(group)
         return _MemoryConsumer(self, group, tuple(topics))
 
-    def reader(self, topics: Sequence[str]) -> Consumer:
+    def reader(self, topics: Sequence[str]) -> Reader:
         """From the oldest retained record; no group, so it never holds back trimming."""
         return _MemoryReader(self, "", tuple(topics))
 
@@ -86,6 +86,7 @@ class _MemoryConsumer(Consumer):
     def __init__(self, bus: MemoryBus, group: str, topics: tuple[str, ...]) -> None:
         self._bus, self._group, self._topics = bus, group, topics
         self._position: dict[tuple[str, int], int] = {}
+        self._turn = 0
 
     async def start(self) -> None:
         for t in self._topics:
@@ -96,8 +97,13 @@ class _MemoryConsumer(Consumer):
         self._position.clear()
 
     def _take(self, max_records: int) -> list[Message]:
+        """Up to ``max_records``, starting each call at the next partition in turn (as
+        Kafka's fetches share out partitions), so a busy partition starves none."""
         out: list[Message] = []
-        for (t, p), pos in self._position.items():
+        order = list(self._position)
+        self._turn = (self._turn + 1) % max(len(order), 1)
+        for t, p in order[self._turn:] + order[:self._turn]:
+            pos = self._position[(t, p)]
             part = self._bus._topic(t)[p]
             pos = max(pos, part.base)
             chunk = part.log[pos - part.base : pos - part.base + max_records - len(out)]
@@ -128,6 +134,13 @@ class _MemoryConsumer(Consumer):
         )
 
 
-class _MemoryReader(_MemoryConsumer):
+class _MemoryReader(_MemoryConsumer, Reader):
+    async def start(self) -> None:
+        await super().start()
+        self._ends = {(t, p): self._bus._topic(t)[p].end for t, p in self._position}
+
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""
+
+    async def caught_up(self) -> bool:
+        return all(self._position[tp] >= end for tp, end in self._ends.items())

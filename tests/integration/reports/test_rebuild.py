@@ -15,6 +15,7 @@ from shared.bus.base import Record
 from shared.bus.memory import MemoryBus
 from shared.db import Database
 from shared.events import encode, parse
+from shared.inbox import INBOX
 from shared.migrations import upgrade
 from tests.integration.reports.support import CLOCK, FIRST, deliver, reports_runtime, stage
 from tests.integration.reports.test_api import EVENTS, TOPIC
@@ -59,22 +60,54 @@ async def test_replay_from_the_bus_into_a_fresh_database_equals_the_live_views(t
     await live.db.dispose()
 
 
+async def test_replay_from_the_bus_ends_under_live_traffic(tmp_path):
+    """The replay reads up to where the topics ended when it started; events published
+    meanwhile (never a quiet moment) do not keep it going."""
+    live = reports_runtime(tmp_path)
+    bus = MemoryBus(partitions=3)
+    await bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in EVENTS])
+    later = 0
+
+    async def traffic() -> None:
+        nonlocal later
+        while True:
+            e = stage(f"9-{later}", 2, date(2022, 5, 1))
+            await bus.publish([Record(TOPIC[e.type], e.subject, encode(e))])
+            later += 1
+            await asyncio.sleep(0.001)
+
+    fresh = Database(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
+    await upgrade(fresh, live.migrations)
+    publishing = asyncio.create_task(traffic())
+    try:
+        applied, skipped = await asyncio.wait_for(rebuild.replay_from_bus(
+            bus, fresh, HORIZON, batch_size=2, wait_seconds=0.05), 10)
+    finally:
+        publishing.cancel()
+    assert skipped == 0 and len(EVENTS) <= applied < len(EVENTS) + later
+    await fresh.dispose()
+
+
 @pytest.mark.parametrize("change", [{"schemaversion": 2}, {"data": {"to_stage": 8}},
-                                    {"data": {"submission_id": "not a uuid"}}])
-async def test_replay_refuses_a_stage_event_parse_refuses(tmp_path, change):
-    """Stage events are validated as a batch; each is refused exactly when ``parse`` is."""
+                                    {"data": {"submission_id": "not a uuid"}},
+                                    {"type": "SiteRegistered"}, {"type": "StageUndone"}])
+async def test_replay_skips_and_counts_an_event_parse_refuses(tmp_path, change):
+    """Each event is validated once, in the replay, and refused exactly when ``parse``
+    refuses it: skipped and counted, its id not in the inbox, as the live consumer
+    dead-letters it. A site event is validated too, not only read."""
     rt = reports_runtime(tmp_path)
     await upgrade(rt.db, rt.migrations)
     good = stage("1-1", 3, date(2022, 5, 1))
     bad = good.model_copy(update={**change, "id": uuid.uuid4(),
                                   "data": {**good.data, **change.get("data", {})}})
-    with pytest.raises(ValueError) as expected:
+    with pytest.raises(ValueError):
         parse(bad)
-    with pytest.raises(type(expected.value)):
-        async with rt.db.transaction() as s:
-            await rebuild.replay(s, [good, bad], HORIZON)
+    replay = rebuild.Replay(HORIZON)
     async with rt.db.transaction() as s:
-        assert await rebuild.replay(s, [good], HORIZON) == 1
+        assert await replay.apply(s, [bad, good, bad]) == 1
+    assert replay.unreadable == 2
+    async with rt.db.session() as s:
+        assert set((await s.execute(select(INBOX.c.event_id))).scalars()) == {good.id}
     await rt.db.dispose()
 
 
@@ -182,20 +215,25 @@ async def test_a_rebuilt_database_keeps_consuming_without_applying_anything_twic
     await rt.db.dispose()
 
 
-async def test_a_refused_chunk_commits_the_chunks_before_it_and_ends_the_replay(tmp_path,
-                                                                              make_url):
-    """A refusal leaves exactly the chunks before it committed, and the replay cannot be
-    reused (its memory of applied ids would be wrong)."""
+async def test_a_failure_commits_the_chunks_before_it_and_ends_the_replay(tmp_path,
+                                                                          make_url):
+    """A failure midway (here the source of chunks, as a broker read may fail) leaves
+    exactly the chunks before it committed, and the replay cannot be reused (its memory of
+    applied ids would be wrong)."""
     events = rebuild.canonical(EVENTS)
     good = stage("1-A", 3, date(2022, 6, 1))
-    bad = good.model_copy(update={"id": uuid.uuid4(), "data": {**good.data, "to_stage": 8}})
+
+    def chunks():
+        yield events[:4]
+        yield events[4:8]
+        raise ConnectionError("the source went away")
+
     db = await migrated(tmp_path, make_url("db"))
     replayer = rebuild.Replay(HORIZON)
-    with pytest.raises(ValueError):
-        await replayer.apply_all(db, [events[:4], events[4:] + [bad], [good]])
+    with pytest.raises(ConnectionError):
+        await replayer.apply_all(db, chunks())
     async with db.session() as s:
-        from shared.inbox import INBOX
-        assert len((await s.execute(select(INBOX))).all()) == 4
+        assert len((await s.execute(select(INBOX))).all()) == 8
     with pytest.raises(RuntimeError, match="start a new replay"):
         await replayer.apply_all(db, [[good]])
     await db.dispose()
