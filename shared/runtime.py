@@ -24,7 +24,7 @@ from shared.db import Database
 from shared.events import topics
 from shared.migrations import upgrade
 from shared.ops import ServiceMetrics
-from shared.relay import OutboxRelay, outbox_backlog
+from shared.relay import BACKLOG_EXACT, OutboxRelay, outbox_backlog
 from shared.settings import CommonSettings
 
 log = logging.getLogger("mandet.runtime")
@@ -163,10 +163,13 @@ class Runtime:
                 pass
 
     async def refresh_gauges(self) -> None:
-        pending, dead = await outbox_backlog(self.db)
+        backlog = await outbox_backlog(self.db)
         g = self.metrics.pipeline
-        g.set("outbox_backlog", "Outbox rows not yet published", pending)
-        g.set("outbox_dead_letters", "Outbox rows dead-lettered", dead)
+        g.set("outbox_backlog", "Outbox rows not yet published (exact up to "
+              f"{BACKLOG_EXACT:,}, then an upper bound)", backlog.pending)
+        g.set("outbox_oldest_unpublished_seconds", "Age of the oldest outbox row not yet "
+              "published (0 when none)", backlog.oldest_seconds)
+        g.set("outbox_dead_letters", "Outbox rows dead-lettered", backlog.dead)
         g.set("outbox_published_total", "Rows published by this process",
               self.relay.published_total)
         g.set("inbox_pruned_total", "Inbox rows past retention deleted by this process",

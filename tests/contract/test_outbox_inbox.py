@@ -9,12 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from shared.bus.base import Record
 from shared.bus.memory import MemoryBus
 from shared.consumer import ConsumerRunner
 from shared.db import Database
+from shared.dialect import aware
 from shared.events import SiteRegistered, decode, encode, wrap
 from shared.events.envelope import fast_encode
 from shared.inbox import CONSUMER_DEAD, INBOX, first_time
@@ -28,7 +29,7 @@ from shared.outbox import (
     add_events,
     utcnow,
 )
-from shared.relay import OutboxRelay
+from shared.relay import OutboxRelay, outbox_backlog
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "scoring" / "migrations"
 
@@ -440,3 +441,20 @@ async def test_rows_written_first_in_a_transaction_roll_back_with_it(db, count):
             raise RuntimeError("roll back")
     async with db.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(OUTBOX))).scalar() == 0
+
+
+async def test_backlog_is_exact_up_to_its_cap_then_an_upper_bound_with_the_oldest_age(db):
+    async with db.transaction() as session:
+        await add_events(session, [site(n) for n in range(5)], source="/test")
+    async with db.transaction() as session:
+        rows = (await session.execute(select(OUTBOX.c.seq, OUTBOX.c.created_at)
+                                      .order_by(OUTBOX.c.seq))).all()
+        await session.execute(update(OUTBOX).where(OUTBOX.c.seq == rows[1].seq)
+                              .values(published_at=utcnow()))   # published out of turn
+    later = aware(rows[0].created_at) + timedelta(seconds=90)
+    assert await outbox_backlog(db, exact_up_to=10, now=later) == (4, 0, 90.0)
+    # capped: the span from the oldest unpublished row to the newest, one row too many here
+    assert (await outbox_backlog(db, exact_up_to=3, now=later)).pending == 5
+    async with db.transaction() as session:
+        await session.execute(update(OUTBOX).values(published_at=utcnow()))
+    assert await outbox_backlog(db, exact_up_to=3, now=later) == (0, 0, 0.0)

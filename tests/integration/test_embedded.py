@@ -128,6 +128,11 @@ async def test_health_ready_metrics(client):
         metrics = await client.get(f"/{name}/metrics")
         assert "http_requests_total" in metrics.text
 
+        async def gauges(name=name):   # refreshed in the background, the first time at start
+            text = (await client.get(f"/{name}/metrics")).text
+            return "outbox_backlog" in text and "outbox_oldest_unpublished_seconds" in text
+        await eventually(gauges)
+
 
 async def test_unknown_route_is_problem_json(client):
     r = await client.get("/nowhere")
