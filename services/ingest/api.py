@@ -20,7 +20,9 @@ from services.ingest.schemas import (
     BatchOut,
     ObservationSetIn,
     ObservationSetOut,
+    PseudonymOut,
     RecordedOut,
+    ResidentIn,
 )
 from services.ingest.validation import WITHHELD, Rejected
 from shared.auth import BEARER_DOC, Principal, Role, caller, require
@@ -29,6 +31,7 @@ from shared.problems import Problem
 Body = TypeVar("Body")
 WRITERS = (Role.PLATFORM,)
 READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC)
+PSEUDONYM_READERS = (Role.PLATFORM, Role.CLINICIAN)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN)]
 _ITEM = TypeAdapter(ObservationSetIn)
 _BATCH = TypeAdapter(BatchIn)
@@ -89,6 +92,20 @@ def router(runtime: IngestRuntime) -> APIRouter:
             found = await observations.get_set(session, set_id)
         principal.require_site(found["site_id"], found["icb_code"], found["psc_code"])
         return found
+
+    @api.post("/residents/pseudonym", response_model=PseudonymOut)
+    async def pseudonym(body: ResidentIn, principal: Annotated[
+            Principal, Depends(require(*PSEUDONYM_READERS))]) -> PseudonymOut:
+        """The pseudonym scoring and reports know a resident by, for a caller whose scope
+        holds the home caring for them: a clinician needs it to set a resident's SpO2 scale
+        before their first reading. Nothing is stored or logged; the NHS number is never
+        echoed."""
+        try:
+            found = await runtime.pseudonym_of(principal, body)
+        except Rejected as exc:
+            raise Problem(exc.status, {403: "Forbidden"}.get(exc.status, "Resident is not valid"),
+                          "No pseudonym was given.", errors=exc.errors) from None
+        return PseudonymOut(pseudonym=found, site_id=body.site_id)
 
     @api.get("/sites/{site_id}")
     async def known_site(

@@ -16,9 +16,9 @@ from typing import Any
 from services.ingest import idempotency
 from services.ingest.group_commit import GroupCommit
 from services.ingest.observations import Outcome, record_sets
-from services.ingest.schemas import ObservationSetIn
+from services.ingest.schemas import ObservationSetIn, ResidentIn
 from services.ingest.site_cache import SiteCache, SiteTable
-from services.ingest.validation import Context, KnownSite, Rejected, prepare
+from services.ingest.validation import Context, KnownSite, Rejected, prepare, pseudonym_of
 from shared.auth import Principal
 from shared.runtime import Runtime
 from shared.settings import IngestSettings
@@ -109,6 +109,12 @@ class IngestRuntime(Runtime):
                 outcomes.append(Outcome("rejected", None, exc.status, exc.errors))
         recorded = iter(await record_sets(session, rows, received_at=now))
         return [o if o is not None else next(recorded) for o in outcomes]
+
+    async def pseudonym_of(self, principal: Principal, item: ResidentIn) -> str:
+        """``validation.pseudonym_of`` against the current register copy."""
+        async with self.db.engine.connect() as conn:
+            sites = await self.sites.get_many(conn, [item.site_id])
+        return pseudonym_of(item, principal, sites, self.pseudonym_key)
 
     def _context(self, principal: Principal, sites: dict[str, KnownSite],
                  now: datetime) -> Context:

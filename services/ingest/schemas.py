@@ -37,6 +37,10 @@ def _bounded(value: str) -> str:
 NhsText = Annotated[str, BeforeValidator(_nhs_text), AfterValidator(_bounded)]
 
 
+SiteId = Annotated[str, Field(min_length=3, max_length=32,
+                              pattern=r"^(1-[0-9]{1,12}|[A-Z0-9]{3,10})$")]
+
+
 class ObservationSetIn(BaseModel):
     """One set of observations of one resident at one time, as a platform sends it."""
 
@@ -44,7 +48,7 @@ class ObservationSetIn(BaseModel):
 
     nhs_number: NhsText | None = None
     local_id: Text | None = Field(default=None, description="the platform's own resident id")
-    site_id: str = Field(min_length=3, max_length=32, pattern=r"^(1-[0-9]{1,12}|[A-Z0-9]{3,10})$")
+    site_id: SiteId
     taken_at: AwareDatetime
     respiration_rate: Value | None = None
     spo2: Value | None = None
@@ -123,3 +127,22 @@ class ObservationSetOut(BaseModel):
     soft_signs: list[str]
     client_news2_total: int | None
     recorder: str | None
+
+
+class ResidentIn(BaseModel):
+    """A resident, by NHS number or a platform's own id, at the home caring for them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    nhs_number: NhsText | None = None
+    local_id: Text | None = Field(default=None, description="a platform's own resident id")
+    source_platform: Text | None = Field(
+        default=None, description="whose local_id it is; defaults to the token's sub")
+    site_id: SiteId
+
+
+class PseudonymOut(BaseModel):
+    """The id every other service knows the resident by (never the NHS number)."""
+
+    pseudonym: str
+    site_id: str

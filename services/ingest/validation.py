@@ -22,7 +22,7 @@ from services.ingest.domain.nhs_number import (
     pseudonymise_local,
 )
 from services.ingest.domain.rules import FieldError
-from services.ingest.schemas import AmendingSetIn, ObservationSetIn
+from services.ingest.schemas import AmendingSetIn, ObservationSetIn, ResidentIn
 from shared.auth import Principal, Role
 
 WITHHELD = "(withheld)"
@@ -56,12 +56,9 @@ class Rejected(Exception):
 
 def prepare(item: ObservationSetIn, ctx: Context) -> dict[str, Any]:
     """The row values for ``item`` (without id and received_at), or raise ``Rejected``."""
-    platform = item.source_platform or ctx.principal.sub
-    if ctx.principal.role is Role.PLATFORM and platform != ctx.principal.sub:
-        raise Rejected(403, [FieldError("source_platform", platform,
-                                        "a platform token may only post as itself").as_dict()])
-    site = _site(item, ctx)
-    resident, errors = _resident(item, platform, ctx.key)
+    platform = _platform(item.source_platform, ctx.principal)
+    site = _site(item.site_id, ctx.sites, ctx.principal)
+    resident, errors = _resident(item.nhs_number, item.local_id, platform, ctx.key)
     values = _values(item)
     errors += rules.check_values(values) + rules.check_soft_signs(tuple(item.soft_signs))
     errors += rules.check_not_empty(values, tuple(item.soft_signs))
@@ -83,28 +80,53 @@ def prepare(item: ObservationSetIn, ctx: Context) -> dict[str, Any]:
     return row
 
 
-def _site(item: ObservationSetIn, ctx: Context) -> KnownSite:
-    site = ctx.sites.get(item.site_id)
+def pseudonym_of(item: ResidentIn, principal: Principal, sites: dict[str, KnownSite],
+                 key: bytes) -> str:
+    """The pseudonym of the resident ``item`` names, for a caller whose scope holds the site
+    caring for them, or raise ``Rejected`` (errors never echo the NHS number). Stores
+    nothing: the same keyed function as ``prepare``'s."""
+    if principal.role is not Role.PLATFORM and item.nhs_number is None \
+            and item.local_id is not None and item.source_platform is None:
+        raise Rejected(422, [FieldError("source_platform", None, "name the platform whose "
+                                        "local_id this is").as_dict()])
+    platform = _platform(item.source_platform, principal)
+    _site(item.site_id, sites, principal)
+    pseudonym, errors = _resident(item.nhs_number, item.local_id, platform, key)
+    if errors:
+        raise Rejected(422, [e.as_dict() for e in errors])
+    return pseudonym
+
+
+def _platform(source_platform: str | None, principal: Principal) -> str:
+    platform = source_platform or principal.sub
+    if principal.role is Role.PLATFORM and platform != principal.sub:
+        raise Rejected(403, [FieldError("source_platform", platform,
+                                        "a platform token may only act as itself").as_dict()])
+    return platform
+
+
+def _site(site_id: str, sites: dict[str, KnownSite], principal: Principal) -> KnownSite:
+    site = sites.get(site_id)
     if site is None:
-        raise Rejected(422, [FieldError("site_id", item.site_id,
+        raise Rejected(422, [FieldError("site_id", site_id,
                                         "not a site known to ingest").as_dict()])
-    if not ctx.principal.covers_site(item.site_id, site.icb_code, site.psc_code):
-        raise Rejected(403, [FieldError("site_id", item.site_id,
+    if not principal.covers_site(site_id, site.icb_code, site.psc_code):
+        raise Rejected(403, [FieldError("site_id", site_id,
                                         "outside this token's scope").as_dict()])
     return site
 
 
-def _resident(item: ObservationSetIn, platform: str, key: bytes
+def _resident(nhs_number: str | None, local_id: str | None, platform: str, key: bytes
               ) -> tuple[str, list[FieldError]]:
     """The keyed pseudonym (NHS number first, else the platform-local id), or the error."""
-    if item.nhs_number is not None:
+    if nhs_number is not None:
         try:
-            return pseudonymise(item.nhs_number, key), []
+            return pseudonymise(nhs_number, key), []
         except InvalidNhsNumber as exc:
             return "", [FieldError("nhs_number", WITHHELD, exc.reason)]
-    if item.local_id is None:
+    if local_id is None:
         return "", [FieldError("nhs_number", None, "nhs_number or local_id is required")]
-    return pseudonymise_local(platform, item.local_id, key), []
+    return pseudonymise_local(platform, local_id, key), []
 
 
 def _values(item: ObservationSetIn) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from services.scoring.schemas import (
     CalculatorOut,
     FlagOut,
     ScoreOut,
+    SiteCode,
     SoftSignOut,
     Spo2ScaleInput,
     Spo2ScaleOut,
@@ -58,18 +59,21 @@ def router(runtime: Runtime) -> APIRouter:
     async def set_scale(pseudonym: Pseudonym, body: Spo2ScaleInput, *,
                         principal: Annotated[Principal, Depends(require(Role.CLINICIAN))]
                         ) -> Spo2ScaleOut:
-        """Prescribe SpO2 scale 2 (88-92 % target) for a resident: who, when and why."""
+        """Prescribe SpO2 scale 2 (88-92 % target) for a resident: who, when and why; before
+        their first reading, with the home caring for them (``site_id``)."""
         async with db.transaction() as session:
             return await residents.set_scale(session, pseudonym, body.scale, by=principal,
-                                             reason=body.reason)
+                                             reason=body.reason, site_id=body.site_id)
 
     @api.delete("/residents/{pseudonym}/spo2-scale", response_model=Spo2ScaleOut)
     async def clear_scale(pseudonym: Pseudonym, *,
                           principal: Annotated[Principal, Depends(require(Role.CLINICIAN))],
-                          reason: Annotated[Text | None, Query()] = None) -> Spo2ScaleOut:
+                          reason: Annotated[Text | None, Query()] = None,
+                          site_id: Annotated[SiteCode | None, Query()] = None) -> Spo2ScaleOut:
         """Revert a resident to SpO2 scale 1 (recorded with who, when and why)."""
         async with db.transaction() as session:
-            return await residents.set_scale(session, pseudonym, 1, by=principal, reason=reason)
+            return await residents.set_scale(session, pseudonym, 1, by=principal, reason=reason,
+                                             site_id=site_id)
 
     @api.get("/sites/{site_id}/flags", response_model=list[FlagOut])
     async def site_flags(site_id: SiteId, limit: Limit = 100, *,

@@ -91,6 +91,8 @@ class Spo2ScaleRow(SQLModel, table=True):
     set_by: str = Field(sa_column=Column(Text, nullable=False))
     set_at: datetime = Field(sa_column=Column(TS, nullable=False))
     reason: str | None = Field(default=None, sa_column=Column(Text))
+    # the site named by a setting made before scoring had seen the resident (their scope)
+    site_id: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class ResidentRow(SQLModel, table=True):

@@ -24,11 +24,34 @@ from shared.problems import Problem
 
 
 async def resident_in_scope(session: AsyncSession, resident: str, *, by: Principal) -> None:
-    """404 if scoring has never seen the resident; 403 if their site is out of scope."""
+    """404 if scoring has never seen the resident (nor a setting naming their site); 403 if
+    their site is out of scope."""
     row = (await session.execute(select(RESIDENT).where(RESIDENT.c.resident == resident))).first()
-    if row is None:
+    if row is not None:
+        by.require_site(row.site_id, row.icb_code, row.psc_code)
+        return
+    named = await _named_site(session, resident)
+    if named is None:
         raise Problem(404, "Not Found", "no scored observations for this resident")
-    by.require_site(row.site_id, row.icb_code, row.psc_code)
+    _require_named_site(by, named)
+
+
+async def _named_site(session: AsyncSession, resident: str) -> str | None:
+    """The site named by the latest setting made before the resident's first reading."""
+    return (await session.execute(
+        select(SPO2_SCALE.c.site_id).where(SPO2_SCALE.c.resident == resident,
+                                           SPO2_SCALE.c.site_id.is_not(None))
+        .order_by(SPO2_SCALE.c.set_at.desc(), SPO2_SCALE.c.id.desc()).limit(1))).scalar()
+
+
+def _require_named_site(by: Principal, site_id: str) -> None:
+    """Scope of a site scoring knows only by its id (no reading from it yet, so no ICB or
+    PSC): a token naming the site itself, or one that sees every site."""
+    if not by.covers_site(site_id, None, None):
+        raise Problem(403, "Forbidden", f"site {site_id} is outside this token's scope",
+                      errors=[{"field": "site_id", "value": site_id,
+                               "reason": "before a resident's first reading only a token "
+                                         "naming this site may act for them"}])
 
 
 async def timeline(session: AsyncSession, resident: str, *, by: Principal, limit: int,
@@ -49,13 +72,37 @@ async def current_scale(session: AsyncSession, resident: str) -> Spo2ScaleOut:
     if row is None:
         return Spo2ScaleOut(resident=resident, scale=1, set_by=None, set_at=None, reason=None)
     return Spo2ScaleOut(resident=resident, scale=row.scale, set_by=row.set_by,
-                        set_at=utc(row.set_at), reason=row.reason)
+                        set_at=utc(row.set_at), reason=row.reason, site_id=row.site_id)
 
 
 async def set_scale(session: AsyncSession, resident: str, scale: int, *, by: Principal,
-                    reason: str | None, now: datetime | None = None) -> Spo2ScaleOut:
-    """Record the resident's SpO2 scale from now on (append-only history; flush only)."""
-    await resident_in_scope(session, resident, by=by)
+                    reason: str | None, site_id: str | None = None,
+                    now: datetime | None = None) -> Spo2ScaleOut:
+    """Record the resident's SpO2 scale from now on (append-only history; flush only).
+
+    A resident scoring has scored is in scope through their site (``site_id`` is then not
+    needed and not stored). Before their first reading the caller names the home caring for
+    them (``site_id``), in the caller's own scope by id, and the setting records it; once a
+    site is named, only a caller covering it may set the scale again (or name another). It
+    applies to their readings from any site, as every setting does.
+    """
+    known = (await session.execute(
+        select(RESIDENT).where(RESIDENT.c.resident == resident))).first()
+    if known is not None:
+        by.require_site(known.site_id, known.icb_code, known.psc_code)
+        site_id = None
+    else:
+        named = await _named_site(session, resident)
+        if named is not None:
+            _require_named_site(by, named)
+        site_id = site_id or named
+        if site_id is None:
+            raise Problem(404, "Not Found", "no scored observations for this resident",
+                          errors=[{"field": "site_id", "value": None,
+                                   "reason": "before a resident's first reading, name the "
+                                             "home caring for them"}])
+        _require_named_site(by, site_id)
     await session.execute(insert(SPO2_SCALE).values(
-        resident=resident, scale=scale, set_by=by.sub, set_at=now or utcnow(), reason=reason))
+        resident=resident, scale=scale, set_by=by.sub, set_at=now or utcnow(), reason=reason,
+        site_id=site_id))
     return await current_scale(session, resident)

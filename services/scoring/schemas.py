@@ -25,9 +25,15 @@ class Edge(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+SiteCode = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+
+
 class Spo2ScaleInput(Edge):
     scale: Literal[2] = Field(description="2 = the 88-92 % target; DELETE reverts to scale 1")
     reason: Text
+    site_id: SiteCode | None = Field(
+        default=None, description="the home caring for the resident: needed only before "
+        "their first reading (get the pseudonym from ingest's POST /residents/pseudonym)")
 
 
 class Spo2ScaleOut(BaseModel):
@@ -36,6 +42,7 @@ class Spo2ScaleOut(BaseModel):
     set_by: str | None
     set_at: datetime | None
     reason: str | None
+    site_id: str | None = None   # named by a setting made before the first reading
 
 
 class CalculatorInput(Edge):

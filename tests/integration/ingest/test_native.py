@@ -250,3 +250,53 @@ async def test_started_runtime_freezes_startup_objects_until_stopped(tmp_path):
     finally:
         await runtime.stop()
     assert gc.get_freeze_count() == 0  # and a stopped runtime leaves the collector as it was
+
+
+async def test_pseudonym_of_a_resident_before_any_reading_is_the_one_their_sets_carry(ingest):
+    """A clinician gets the id scoring knows a resident by (to set their SpO2 scale before
+    the first reading): the same keyed pseudonym their sets will carry; nothing stored."""
+    clinician = bearer(Role.CLINICIAN, "dr-jones", sites=[HOME])
+    spaced = f"{NHS[:3]} {NHS[3:6]} {NHS[6:]}"
+    r = await ingest.client.post("/residents/pseudonym", headers=clinician,
+                                 json={"nhs_number": spaced, "site_id": HOME})
+    assert r.status_code == 200, r.text
+    assert r.json()["site_id"] == HOME and NHS not in r.text
+    assert await ingest.outbox() == []
+    posted = await ingest.client.post("/observation-sets", json=SET, headers=PLATFORM)
+    assert posted.status_code == 201
+    (event,) = await ingest.outbox()
+    assert r.json()["pseudonym"] == event["data"]["resident"]
+    local = await ingest.client.post("/residents/pseudonym", headers=PLATFORM,
+                                     json={"local_id": "R-17", "site_id": HOME})
+    assert local.status_code == 200 and local.json()["pseudonym"].startswith("l1_")
+
+
+@pytest.mark.parametrize(("body", "who", "status", "field", "reason"), [
+    ({"nhs_number": "9434765918"}, "clinician", 422, "nhs_number", "check digit does not match"),
+    ({}, "clinician", 422, "nhs_number", "nhs_number or local_id is required"),
+    ({"local_id": "R-17"}, "clinician", 422, "source_platform",
+     "name the platform whose local_id this is"),
+    ({"local_id": "R-17", "source_platform": "other"}, "platform", 403, "source_platform",
+     "a platform token may only act as itself"),
+    ({"nhs_number": NHS, "site_id": "1-999"}, "admin", 422, "site_id",
+     "not a site known to ingest"),
+    ({"nhs_number": NHS, "site_id": OTHER}, "clinician", 403, "site_id",
+     "outside this token's scope"),
+])
+async def test_pseudonym_refusals_name_the_field(ingest, body, who, status, field, reason):
+    await ingest.site(OTHER, icb="QHL", psc="WM")
+    headers = {"clinician": bearer(Role.CLINICIAN, "dr-jones", sites=[HOME]),
+               "platform": PLATFORM, "admin": bearer(Role.ADMIN)}[who]
+    r = await ingest.client.post("/residents/pseudonym", headers=headers,
+                                 json={"site_id": HOME, **body})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["reason"]) for e in r.json()["errors"]] == [(field, reason)]
+    assert "9434765918" not in r.text
+
+
+async def test_pseudonym_is_for_clinicians_and_platforms(ingest):
+    for role in (Role.PSC, Role.DASHBOARD):
+        r = await ingest.client.post("/residents/pseudonym", headers=bearer(role, sites=[HOME]),
+                                     json={"nhs_number": NHS, "site_id": HOME})
+        assert r.status_code == 403, role

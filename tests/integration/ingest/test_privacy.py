@@ -79,6 +79,8 @@ async def _post_everything(client) -> list[str]:
             body = {**SET, "nhs_number": spelled, "platform_set_id": f"p-{i}-{j}"}
             out.append((await client.post("/observation-sets", json=body,
                                            headers=PLATFORM)).text)
+            out.append((await client.post("/residents/pseudonym", headers=PLATFORM, json={
+                "nhs_number": spelled, "site_id": SET["site_id"]})).text)
         batch = [{**SET, "nhs_number": number, "platform_set_id": f"b-{i}"},
                  {**SET, "nhs_number": number, "spo2": 300}]
         out.append((await client.post("/observation-sets/batch", json={"items": batch},

@@ -8,7 +8,7 @@ import pytest
 
 from shared.auth import Role
 from shared.events import wrap
-from tests.integration.scoring.support import PSC, SITE, T0, observation
+from tests.integration.scoring.support import ICB, OTHER_SITE, PSC, SITE, T0, observation
 
 pytestmark = pytest.mark.integration
 H = timedelta(hours=1)
@@ -113,6 +113,39 @@ async def test_unknown_resident_scale_setting_is_404(scoring):
                                  json={"scale": 2, "reason": "x"}, headers=scoring.admin)
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_scale_2_set_before_the_first_reading_names_the_site_and_applies(scoring):
+    """Before scoring has seen a resident, a clinician of the home caring for them names it;
+    the first reading is then scored on scale 2. Nobody else sees or changes the setting."""
+    resident, path = "p1_admitted", "/residents/p1_admitted/spo2-scale"
+    body = {"scale": 2, "reason": "COPD: discharge letter prescribes 88-92 %"}
+    clinician = scoring.headers(Role.CLINICIAN, "dr-jones", sites=[SITE])
+    unnamed = await scoring.client.put(path, json=body, headers=clinician)
+    assert unnamed.status_code == 404
+    assert unnamed.json()["errors"][0]["field"] == "site_id"
+    elsewhere = scoring.headers(Role.CLINICIAN, "dr-elsewhere", sites=[OTHER_SITE])
+    by_icb = scoring.headers(Role.CLINICIAN, "dr-icb", icbs=[ICB])   # no site, no ICB known
+    for outsider in (elsewhere, by_icb):
+        r = await scoring.client.put(path, json={**body, "site_id": SITE}, headers=outsider)
+        assert r.status_code == 403 and r.json()["errors"][0]["field"] == "site_id"
+    r = await scoring.client.put(path, json={**body, "site_id": SITE}, headers=clinician)
+    assert r.status_code == 200, r.text
+    assert (r.json()["scale"], r.json()["set_by"], r.json()["site_id"]) == (2, "dr-jones", SITE)
+    assert (await scoring.client.get(path, headers=clinician)).json()["scale"] == 2
+    assert (await scoring.client.get(path, headers=elsewhere)).status_code == 403
+    hijack = await scoring.client.put(path, json={**body, "site_id": OTHER_SITE},
+                                      headers=elsewhere)   # a site is named: theirs holds it
+    assert hijack.status_code == 403 and hijack.json()["errors"][0]["value"] == SITE
+
+    first = observation(resident, datetime.now(UTC) + timedelta(seconds=1), spo2=88)
+    entry = await scoring.submit(first)
+    assert (entry["scale"], entry["sub_scores"]["spo2"], entry["total"]) == (2, 0, 0)
+    # seen now: scope comes from the readings, and a site named in the request is not needed
+    cleared = await scoring.client.delete(path, params={"reason": "reviewed"},
+                                          headers=clinician)
+    assert cleared.status_code == 200
+    assert (cleared.json()["scale"], cleared.json()["site_id"]) == (1, None)
 
 
 async def test_client_total_is_a_claim_and_a_mismatch_is_flagged(scoring):
