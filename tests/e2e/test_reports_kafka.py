@@ -87,3 +87,39 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
     finally:
         await runtime.stop()
         await bus.stop()
+
+
+def test_the_rebuild_command_from_the_bus_swaps_a_rebuilt_sqlite_file_in(broker, tmp_path):
+    """``mandet rebuild-reports --from bus --swap``: every topic replayed into a fresh SQLite
+    file, which then replaces the live one (service stopped)."""
+    from services.reports import rebuild_command
+
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    events = [site("1-A"), site("1-B"), stage("1-A", 3, date(2022, 5, 1)),
+              stage("1-B", 7, date(2022, 8, 1))]
+
+    async def publish() -> None:
+        bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
+                       topics=list(set(TOPIC.values())), topic_prefix=prefix)
+        await bus.start()
+        try:
+            records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
+            assert all(r is None for r in await bus.publish(records + records[:2]))
+        finally:
+            await bus.stop()
+
+    asyncio.run(publish())
+    live = f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}"
+    config = settings(live, broker, prefix, tmp_path)
+    summary = rebuild_command.run(config, source="bus", swap=True)
+    assert summary.startswith("replayed 4 events (0 unreadable)") and "swapped into" in summary
+
+    async def q3() -> tuple:
+        runtime = bootstrap(config, clock=lambda: CLOCK)
+        try:
+            row = await national_q3(runtime)
+            return row.denominator, row.stages
+        finally:
+            await runtime.db.dispose()
+
+    assert asyncio.run(q3()) == (2, (0, 0, 0, 1, 0, 0, 0, 1))
