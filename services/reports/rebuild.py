@@ -562,7 +562,8 @@ async def rebuild_from_history(db: Database, horizon: Horizon,
 
 async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
                           batch_size: int = 5000, wait_seconds: float = 0.5,
-                          progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+                          progress: Callable[[int], None] | None = None,
+                          total: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Replay every topic from the beginning into `db` (fresh), then derive the facts.
 
     Returns (events applied, messages skipped as unreadable: not an envelope, or an event
@@ -572,15 +573,21 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
     ``rebuild`` benchmark measures), which validates each event once, and the facts are
     derived from the replay's memory. Nothing is committed anywhere: a rebuild does not
-    resume; run it again into a fresh database.
+    resume; run it again into a fresh database. ``total`` is told, once, how many messages
+    the replay will read (a progress bar's total), as soon as every partition's end is known.
     """
     reader = bus.reader(list(topics.ALL_TOPICS))
-    undecodable = 0
+    undecodable = read = 0
+    told = False
 
     async def batches() -> AsyncIterator[list[Envelope]]:
-        nonlocal undecodable
+        nonlocal undecodable, read, told
         while not await reader.caught_up():
             batch = await reader.getmany(max_records=batch_size, timeout=wait_seconds)
+            read += len(batch)
+            if total is not None and not told and (left := await reader.remaining()) is not None:
+                told = True
+                total(read + left)
             if not batch:
                 continue
             envelopes = _decoded(batch)

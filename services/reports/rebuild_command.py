@@ -57,8 +57,12 @@ async def _from_bus(settings, into: str | None, swap: bool) -> str:  # noqa: ANN
     started = time.perf_counter()
     try:
         with tqdm(desc="replaying events", unit="event") as bar:
+            def total(messages: int) -> None:
+                bar.total = messages
+                bar.refresh()
+
             applied, skipped = await rebuild.replay_from_bus(
-                bus, db, _horizon(settings), progress=bar.update)
+                bus, db, _horizon(settings), progress=bar.update, total=total)
     finally:
         await bus.stop()
         await db.dispose()

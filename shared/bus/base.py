@@ -69,6 +69,11 @@ class Reader(Consumer):
         ``start``, or a partition's first fetch). What was published later may be delivered
         too, but is not waited for: a replay under live traffic ends."""
 
+    @abstractmethod
+    async def remaining(self) -> int | None:
+        """Messages still to read up to those ends (a progress bar's total); None while the
+        end of some partition is not known yet."""
+
 
 class Bus(ABC):
     @abstractmethod

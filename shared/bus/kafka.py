@@ -338,13 +338,17 @@ class _KafkaReader(_KafkaConsumer, Reader):
         """Nothing to commit to: a reader has no group."""
 
     async def caught_up(self) -> bool:
+        return await self.remaining() == 0
+
+    async def remaining(self) -> int | None:
+        total = 0
         for tp in self._consumer.assignment():
             end = self._ends.get(tp)
             if end is None:
                 end = self._consumer.highwater(tp)
                 if end is None:
-                    return False   # not fetched yet
+                    return None   # not fetched yet
                 self._ends[tp] = end
-            if end and await self._consumer.position(tp) < end:
-                return False
-        return True
+            if end:
+                total += max(0, end - await self._consumer.position(tp))
+        return total

@@ -144,3 +144,6 @@ class _MemoryReader(_MemoryConsumer, Reader):
 
     async def caught_up(self) -> bool:
         return all(self._position[tp] >= end for tp, end in self._ends.items())
+
+    async def remaining(self) -> int | None:
+        return sum(max(0, end - self._position[tp]) for tp, end in self._ends.items())

@@ -51,10 +51,11 @@ async def test_replay_from_the_bus_into_a_fresh_database_equals_the_live_views(t
     await bus.publish(records + records[:5] + [Record("adoption.sites", "x", b"not json")])
     fresh = Database(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
     await upgrade(fresh, live.migrations)
-    seen = []
+    seen, totals = [], []
     applied, skipped = await asyncio.wait_for(rebuild.replay_from_bus(
-        bus, fresh, HORIZON, batch_size=4, progress=seen.append), 10)
+        bus, fresh, HORIZON, batch_size=4, progress=seen.append, total=totals.append), 10)
     assert (applied, skipped, sum(seen)) == (len(EVENTS), 1, len(records) + 6)
+    assert totals == [len(records) + 6]   # told once: a progress bar's total
     assert await facts(fresh) == await facts(live.db)
     await fresh.dispose()
     await live.db.dispose()
