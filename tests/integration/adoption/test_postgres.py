@@ -62,7 +62,8 @@ async def test_submissions_corrections_and_flags_on_postgres(pg_svc):
     assert await count_events(pg_svc, "StageChanged") == 4
     async with pg_svc.runtime.db.session() as session:
         keys = (await session.execute(select(OUTBOX.c.key, OUTBOX.c.payload)
-                                      .where(OUTBOX.c.event_type == "StageChanged"))).all()
+                                      .where(OUTBOX.c.event_type == "StageChanged")
+                                      .order_by(OUTBOX.c.seq))).all()   # heap order moves
     assert {k for k, _ in keys} == {HOME}
     assert [json.loads(p)["data"]["is_correction"] for _, p in keys] == [False] * 3 + [True]
     flagged = (await c.get("/stages/flags?flag=correction", headers=SW)).json()
