@@ -6,6 +6,9 @@
 * ``broker`` (session): :class:`tests.infra.broker.Broker`
   (private tansu, or ``TEST_KAFKA_BOOTSTRAP``).
 
+A test still running after ``TEST_STALL_SECONDS`` (600) ends the run with every stack written
+out (:mod:`tests.infra.stall`).
+
 Nothing is started unless a test requests the fixture.
 """
 
@@ -17,6 +20,25 @@ import pytest
 
 from tests.infra.broker import Broker, start_broker
 from tests.infra.postgres import PostgresServer, start_postgres
+from tests.infra.stall import Watchdog, stall_seconds
+
+_watchdog = Watchdog(stall_seconds())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        _watchdog.before = lambda: capture.suspend_global_capture(in_=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # noqa: ANN001, ARG001 - pytest's hook signature
+    """Setup, call and teardown of every test run under the stall watchdog."""
+    _watchdog.start(item.nodeid)
+    try:
+        yield
+    finally:
+        _watchdog.stop()
 
 
 @pytest.fixture(scope="session")
