@@ -71,8 +71,11 @@ class Watchdog:
         self._timer.start()
 
     def stop(self) -> None:
+        """Cancel the timer and wait for its thread to end, so that nothing of it is freed
+        while the next test runs (a test of ``gc.freeze`` counts frozen objects)."""
         if self._timer is not None:
             self._timer.cancel()
+            self._timer.join()
             self._timer = None
 
     def _fire(self, test: str) -> None:

@@ -101,9 +101,9 @@ def thawed() -> None:
 def test_a_load_phase_runs_with_the_harness_heap_frozen_and_thawed_after() -> None:
     with steady():
         frozen = gc.get_freeze_count()
-        with steady():   # nested: still frozen, not thawed by the inner exit
-            pass
-        assert gc.get_freeze_count() == frozen
+        with steady():   # nested: frozen once, not again (only freezing adds to the count;
+            assert gc.get_freeze_count() <= frozen   # another thread may free some)
+        assert gc.get_freeze_count() > 0   # and not thawed by the inner exit
     assert frozen > 0
     assert gc.get_freeze_count() == 0
 
