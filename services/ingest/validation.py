@@ -85,8 +85,8 @@ def pseudonym_of(item: ResidentIn, principal: Principal, sites: dict[str, KnownS
     """The pseudonym of the resident ``item`` names, for a caller whose scope holds the site
     caring for them, or raise ``Rejected`` (errors never echo the NHS number). Stores
     nothing: the same keyed function as ``prepare``'s."""
-    if principal.role is not Role.PLATFORM and item.nhs_number is None \
-            and item.local_id is not None and item.source_platform is None:
+    by_local_id = item.nhs_number is None and item.local_id is not None
+    if by_local_id and item.source_platform is None and principal.role is not Role.PLATFORM:
         raise Rejected(422, [FieldError("source_platform", None, "name the platform whose "
                                         "local_id this is").as_dict()])
     platform = _platform(item.source_platform, principal)

@@ -11,6 +11,7 @@ from services.scoring import calculator, flags, residents
 from services.scoring.domain.softsigns import CATALOGUE
 from services.scoring.presenters import wording_from
 from services.scoring.schemas import (
+    SITE_ID,
     CalculatorInput,
     CalculatorOut,
     FlagOut,
@@ -28,7 +29,7 @@ from shared.runtime import Runtime
 TIMELINE_READERS = (Role.PLATFORM, Role.CLINICIAN, Role.PSC, Role.DASHBOARD)
 FLAG_HANDLERS = (Role.PLATFORM, Role.CLINICIAN)
 Pseudonym = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
-SiteId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+SiteId = Annotated[str, Path(min_length=1, max_length=32, pattern=SITE_ID)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

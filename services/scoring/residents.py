@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.scoring.domain.news2 import RiskBand
@@ -26,7 +26,7 @@ from shared.problems import Problem
 async def resident_in_scope(session: AsyncSession, resident: str, *, by: Principal) -> None:
     """404 if scoring has never seen the resident (nor a setting naming their site); 403 if
     their site is out of scope."""
-    row = (await session.execute(select(RESIDENT).where(RESIDENT.c.resident == resident))).first()
+    row = await _seen(session, resident)
     if row is not None:
         by.require_site(row.site_id, row.icb_code, row.psc_code)
         return
@@ -34,6 +34,11 @@ async def resident_in_scope(session: AsyncSession, resident: str, *, by: Princip
     if named is None:
         raise Problem(404, "Not Found", "no scored observations for this resident")
     _require_named_site(by, named)
+
+
+async def _seen(session: AsyncSession, resident: str) -> Row | None:
+    """The resident's current site row, if scoring has scored a reading of theirs."""
+    return (await session.execute(select(RESIDENT).where(RESIDENT.c.resident == resident))).first()
 
 
 async def _named_site(session: AsyncSession, resident: str) -> str | None:
@@ -86,8 +91,7 @@ async def set_scale(session: AsyncSession, resident: str, scale: int, *, by: Pri
     site is named, only a caller covering it may set the scale again (or name another). It
     applies to their readings from any site, as every setting does.
     """
-    known = (await session.execute(
-        select(RESIDENT).where(RESIDENT.c.resident == resident))).first()
+    known = await _seen(session, resident)
     if known is not None:
         by.require_site(known.site_id, known.icb_code, known.psc_code)
         site_id = None

@@ -25,7 +25,8 @@ class Edge(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-SiteCode = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+SITE_ID = r"^[A-Za-z0-9-]+$"   # a register code, as adoption's routes take it
+SiteCode = Annotated[str, Field(min_length=1, max_length=32, pattern=SITE_ID)]
 
 
 class Spo2ScaleInput(Edge):

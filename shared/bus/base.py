@@ -64,15 +64,15 @@ class Reader(Consumer):
     record, no group, nothing committed."""
 
     @abstractmethod
-    async def caught_up(self) -> bool:
-        """Every partition read up to where it ended when the reader first looked (at
-        ``start``, or a partition's first fetch). What was published later may be delivered
-        too, but is not waited for: a replay under live traffic ends."""
-
-    @abstractmethod
     async def remaining(self) -> int | None:
-        """Messages still to read up to those ends (a progress bar's total); None while the
-        end of some partition is not known yet."""
+        """Messages still to read up to where each partition ended when the reader first
+        looked (at ``start``, or the partition's first fetch): a progress bar's total; None
+        while the end of some partition is not known yet."""
+
+    async def caught_up(self) -> bool:
+        """Every partition read up to those ends. What was published later may be delivered
+        too, but is not waited for: a replay under live traffic ends."""
+        return await self.remaining() == 0
 
 
 class Bus(ABC):

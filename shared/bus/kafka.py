@@ -337,9 +337,6 @@ class _KafkaReader(_KafkaConsumer, Reader):
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""
 
-    async def caught_up(self) -> bool:
-        return await self.remaining() == 0
-
     async def remaining(self) -> int | None:
         total = 0
         for tp in self._consumer.assignment():

@@ -142,8 +142,5 @@ class _MemoryReader(_MemoryConsumer, Reader):
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""
 
-    async def caught_up(self) -> bool:
-        return all(self._position[tp] >= end for tp, end in self._ends.items())
-
     async def remaining(self) -> int | None:
         return sum(max(0, end - self._position[tp]) for tp, end in self._ends.items())
