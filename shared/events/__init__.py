@@ -1,15 +1,15 @@
 """Event schemas shared by every service: the only contract between them."""
 
 from shared.events.envelope import Envelope, Event, decode, encode, wrap
-from shared.events.observations import ObservationRecorded
-from shared.events.scores import DeteriorationFlagged, ScoreComputed
+from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
+from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
 from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (SiteRegistered, SiteUpdated, SiteClosed, StageChanged, ObservationRecorded,
-                ScoreComputed, DeteriorationFlagged)
+                ObservationSetWithdrawn, ScoreComputed, DeteriorationFlagged, ScoreWithdrawn)
 }
 
 

@@ -3,6 +3,11 @@
 The NHS number never appears here: ``resident`` is ingest's keyed pseudonym. Values are in
 normalised units (temperature in °C, converted exactly with Decimal), *not* quantised: the
 scoring core quantises. Decimals travel as JSON strings so no binary float touches them.
+
+A recorded set is never edited. When it stops standing - the platform says it was entered in
+error, or a FHIR ``amended``/``corrected`` reading replaces it - ingest publishes
+``ObservationSetWithdrawn`` for it (and, for an amendment, ``ObservationRecorded`` for the set
+recorded in its place). Consumers take back what the withdrawn set counted.
 """
 
 from __future__ import annotations
@@ -43,3 +48,32 @@ class ObservationRecorded(Event):
     soft_signs: tuple[str, ...] = ()
     client_news2_total: int | None = None
     recorder: str | None = None
+
+
+WithdrawalReason = Literal["entered-in-error", "amended", "corrected"]
+
+
+class ObservationSetWithdrawn(Event):
+    """A recorded set no longer stands: what it counted must be taken back.
+
+    Published at most once per set (ingest marks the set withdrawn in the same transaction),
+    after its ``ObservationRecorded`` on the same partition (same resident key). Carries the
+    set's site, area codes and ``taken_at`` as recorded, so a consumer can undo its effect
+    without a lookup. ``replaced_by``: the set recorded in its place (``amended`` /
+    ``corrected``); None when it was entered in error.
+    """
+
+    TYPE: ClassVar[str] = "ObservationSetWithdrawn"
+    TOPIC: ClassVar[str] = topics.OBSERVATIONS
+    KEY_FIELD: ClassVar[str] = "resident"
+
+    observation_id: uuid.UUID
+    resident: str
+    site_id: str
+    icb_code: str
+    psc_code: str
+    taken_at: datetime
+    source_platform: str
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    replaced_by: uuid.UUID | None = None

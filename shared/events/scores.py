@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 from shared.events import topics
 from shared.events.envelope import Event
+from shared.events.observations import WithdrawalReason
 
 
 class ScoreComputed(Event):
@@ -61,3 +62,34 @@ class DeteriorationFlagged(Event):
     reasons: tuple[str, ...]
     total: int | None = None
     risk: str | None = None
+
+
+class ScoreWithdrawn(Event):
+    """The score of a withdrawn observation set (``ObservationSetWithdrawn``) no longer counts.
+
+    Published once per withdrawn set that scoring had stored, after that set's
+    ``ScoreComputed`` (and ``DeteriorationFlagged``) on the same partition. It repeats what
+    the withdrawn score counted - ``status``, ``total``, ``risk``, ``red_score``,
+    ``claim_mismatch`` as published, and ``flag_id`` when it raised a flag, which is
+    withdrawn with it - so a consumer takes exactly that back without a lookup.
+    """
+
+    TYPE: ClassVar[str] = "ScoreWithdrawn"
+    TOPIC: ClassVar[str] = topics.SCORES
+    KEY_FIELD: ClassVar[str] = "resident"
+
+    observation_id: uuid.UUID
+    resident: str
+    site_id: str
+    icb_code: str
+    psc_code: str
+    taken_at: datetime
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    replaced_by: uuid.UUID | None = None
+    status: Literal["scored", "rejected"]
+    total: int | None = None
+    risk: str | None = None
+    red_score: bool = False
+    claim_mismatch: bool = False
+    flag_id: uuid.UUID | None = None
