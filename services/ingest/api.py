@@ -93,6 +93,14 @@ def router(runtime: IngestRuntime) -> APIRouter:
         principal.require_site(found["site_id"], found["icb_code"], found["psc_code"])
         return found
 
+    @api.delete("/observation-sets/{set_id}", response_model=ObservationSetOut)
+    async def withdraw_set(set_id: uuid.UUID,
+                           principal: Annotated[Principal, Depends(require(*WRITERS))]) -> Any:
+        """Withdraw a set entered in error: it stays readable, marked withdrawn, and its
+        score, flag and counts are taken back downstream. Only the platform that recorded
+        it may; a repeat answers the same (a set is withdrawn once)."""
+        return await runtime.withdraw(principal, set_id)
+
     @api.post("/residents/pseudonym", response_model=PseudonymOut)
     async def pseudonym(body: ResidentIn, principal: Annotated[
             Principal, Depends(require(*PSEUDONYM_READERS))]) -> PseudonymOut:

@@ -11,9 +11,10 @@ retried Bundle is recognised as a duplicate even without an Idempotency-Key; a s
 Observation that has neither gets none, and only the Idempotency-Key protects it.
 
 An ``amended`` or ``corrected`` Observation says it replaces a reading sent before. A set
-with one is an ``AmendingSetIn``: recorded like any other when nothing is recorded for that
-resident at that time, refused (409, naming its ``status``) when something is, because a
-recorded reading is never replaced and a second set would count the resident twice.
+with one is an ``AmendingSetIn``: it replaces the set its platform recorded for that resident
+at that time (``observations.record_sets`` says how), or is recorded like any other when
+nothing is. An ``entered-in-error`` Observation records nothing; its entry says how a
+recorded set is withdrawn.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
         return None
     if obs.status not in codes.SCORED_STATUSES:
         never = "is never scored" if obs.status in codes.NEVER_SCORED else "is not final"
-        mapped.notes[index] = [Problem(f"{at}.status", f"status {obs.status} {never}; "
-                                       "only final, amended or corrected are recorded")]
+        withdraw = ("; a set already recorded is withdrawn with DELETE "
+                    "/observation-sets/{id}" if obs.status == "entered-in-error" else "")
+        mapped.notes[index] = [Problem(f"{at}.status", f"status {obs.status} {never}; only "
+                                       f"final, amended or corrected are recorded{withdraw}")]
         return None
     reading = read_values(obs, at)
     resident, who = _resident(obs, at, src)

@@ -9,17 +9,19 @@ single set or a FHIR transaction that failed), which rolls everything back, clai
 from __future__ import annotations
 
 import gc
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from services.ingest import idempotency
 from services.ingest.group_commit import GroupCommit
-from services.ingest.observations import Outcome, record_sets
+from services.ingest.observations import Outcome, get_set, record_sets, withdraw
 from services.ingest.schemas import ObservationSetIn, ResidentIn
 from services.ingest.site_cache import SiteCache, SiteTable
 from services.ingest.validation import Context, KnownSite, Rejected, prepare, pseudonym_of
 from shared.auth import Principal
+from shared.problems import Problem
 from shared.runtime import Runtime
 from shared.settings import IngestSettings
 
@@ -109,6 +111,19 @@ class IngestRuntime(Runtime):
                 outcomes.append(Outcome("rejected", None, exc.status, exc.errors))
         recorded = iter(await record_sets(session, rows, received_at=now))
         return [o if o is not None else next(recorded) for o in outcomes]
+
+    async def withdraw(self, principal: Principal, set_id: uuid.UUID) -> dict[str, Any]:
+        """Withdraw a set its caller recorded, as entered in error; the set as now stored."""
+        async with self.db.engine.begin() as conn:
+            found = await get_set(conn, set_id)
+            principal.require_site(found["site_id"], found["icb_code"], found["psc_code"])
+            if found["source_platform"] != principal.sub:
+                raise Problem(403, "Forbidden", f"set {set_id} was recorded by another "
+                              "platform; only the platform that recorded a set can withdraw it")
+            if await withdraw(conn, set_id, reason="entered-in-error", at=self.clock()):
+                found = await get_set(conn, set_id)
+        self.relay.wake()
+        return found
 
     async def pseudonym_of(self, principal: Principal, item: ResidentIn) -> str:
         """``validation.pseudonym_of`` against the current register copy."""

@@ -25,6 +25,9 @@ class ObservationSetRow(SQLModel, table=True):
     Decimal values are stored as text so both dialects keep them exactly (SQLite has no
     decimal type). ``content_hash`` is a keyed MAC of the normalised content: a retry with the
     same (source platform, platform set id) is a duplicate only if it matches.
+
+    A set is never edited: ``withdrawn_at`` marks one that no longer stands (its platform
+    withdrew it, or an amendment replaced it with the set ``replaced_by``).
     """
 
     __tablename__ = "ingest_observation_set"
@@ -52,6 +55,10 @@ class ObservationSetRow(SQLModel, table=True):
     soft_signs: str = ""  # space-separated catalogue codes (codes contain no spaces)
     client_news2_total: int | None = None
     recorder: str | None = None
+    withdrawn_at: datetime | None = Field(default=None,
+                                          sa_column=Column(DateTime(timezone=True)))
+    withdrawal_reason: str | None = None   # entered-in-error | amended | corrected
+    replaced_by: uuid.UUID | None = None
 
 
 class IdempotencyRow(SQLModel, table=True):

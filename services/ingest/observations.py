@@ -11,11 +11,18 @@ Invariants
 - A row that did not go in collided with an existing ``(source_platform, platform_set_id)``:
   same content (keyed content MAC) -> "duplicate" of the existing id; different content ->
   rejected with 409 naming ``platform_set_id``.
+- A stored set is never edited or deleted. One that no longer stands is *withdrawn*
+  (``withdraw``): ``withdrawn_at`` is set once, in the same transaction as its one
+  ``ObservationSetWithdrawn`` event, so consumers take back what it counted.
 - A row that amends an earlier reading (``validation.AMENDS``, from FHIR ``amended`` /
-  ``corrected``) is refused with 409 naming ``status`` when a set of the same resident at the
-  same time is already recorded under another ``platform_set_id``: a recorded reading is
-  never replaced, and a second set would count the resident twice. Under its own key it is
-  a duplicate or a conflict as above.
+  ``corrected``) *replaces* the standing set of the same resident at the same time that its
+  own platform recorded (``_amendments``): it is stored as a new set holding the earlier
+  set's values with the amended ones over them, and the earlier set is withdrawn with
+  ``replaced_by`` naming the new one - so the resident is never counted twice for one time.
+  Its ``content_hash`` is that of the amendment as sent, so a retry is a duplicate (with its
+  key, as above; without one, because the standing set then carries the same hash). Refused
+  with 409 naming ``status``: a set recorded by another platform at that time, or several
+  of its own. With nothing standing at that time it is recorded like any set.
 """
 
 from __future__ import annotations
@@ -25,16 +32,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.ingest.events import encoded_events
+from services.ingest.events import SOURCE, encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
 from services.ingest.validation import AMENDS
 from shared.dialect import aware, driver_connection, insert_rows
-from shared.outbox import add_encoded, insert_with_events, utcnow
+from shared.events.observations import ObservationSetWithdrawn
+from shared.outbox import add_encoded, add_events, insert_with_events, utcnow
 from shared.problems import Problem
 
 
@@ -58,12 +66,12 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
     """Insert prepared rows (caller commits); one outcome per row, in order."""
     if not rows:
         return []
-    refused = await _amendments_refused(session, rows)
-    todo = [row for row in rows if id(row) not in refused] if refused else rows
+    settled, replacing = await _amendments(session, rows)
+    todo = [row for row in rows if id(row) not in settled] if settled else rows
     for row in todo:
         row["id"] = uuid.uuid4()
         row["received_at"] = received_at
-    if todo and _outside_a_transaction_on_postgresql(session):
+    if todo and not replacing and _outside_a_transaction_on_postgresql(session):
         raw = await driver_connection(session)
         inserted = set(await insert_with_events(raw, SETS, todo, encoded_events(todo, utcnow()),
                                                 key="id"))
@@ -72,37 +80,98 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
                                          returning="id")) if todo else set()
         fresh = [row for row in todo if row["id"] in inserted]
         await add_encoded(session, encoded_events(fresh, utcnow()))  # one per real insert
+    for row in todo:
+        if row["id"] in inserted and id(row) in replacing:
+            earlier, status = replacing[id(row)]
+            if not await withdraw(session, earlier, reason=status, at=received_at,
+                                  replaced_by=row["id"]):
+                raise Problem(409, "Conflict", f"set {earlier} was withdrawn while this "
+                              "request replaced it; nothing was stored: send it again")
     missed = [row for row in todo if row["id"] not in inserted]
     existing = await _existing(session, missed) if missed else {}
-    return [refused.get(id(row)) or _outcome(row, inserted, existing) for row in rows]
+    return [settled.get(id(row)) or _outcome(row, inserted, existing) for row in rows]
 
 
-async def _amendments_refused(session: AsyncSession | AsyncConnection,
-                              rows: list[dict[str, Any]]) -> dict[int, Outcome]:
-    """id(row) -> its 409 for rows amending a reading already recorded (see invariants);
-    removes the ``AMENDS`` key from every row (it is not a column)."""
+async def withdraw(session: AsyncSession | AsyncConnection, set_id: uuid.UUID, *, reason: str,
+                   at: datetime, replaced_by: uuid.UUID | None = None) -> dict[str, Any] | None:
+    """Withdraw a standing set and write its ``ObservationSetWithdrawn`` (caller commits).
+
+    Returns the set as now stored, or None when it was not standing (unknown, or withdrawn
+    already: a set is withdrawn at most once, so its event is written at most once).
+    """
+    stmt = (update(SETS).where(SETS.c.id == set_id, SETS.c.withdrawn_at.is_(None))
+            .values(withdrawn_at=at, withdrawal_reason=reason, replaced_by=replaced_by)
+            .returning(*SETS.c))
+    row = (await session.execute(stmt)).mappings().first()
+    if row is None:
+        return None
+    await add_events(session, [ObservationSetWithdrawn(
+        observation_id=row["id"], resident=row["resident"], site_id=row["site_id"],
+        icb_code=row["icb_code"], psc_code=row["psc_code"], taken_at=aware(row["taken_at"]),
+        source_platform=row["source_platform"], withdrawn_at=at, reason=reason,
+        replaced_by=replaced_by)], source=SOURCE)
+    return dict(row)
+
+
+_MERGED = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
+           "temperature_c", "spo2_scale_claim", "recorder")
+
+
+async def _amendments(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
+                      ) -> tuple[dict[int, Outcome], dict[int, tuple[uuid.UUID, str]]]:
+    """Resolve the rows amending an earlier reading (see the invariants): (id(row) -> its
+    outcome, for those settled without an insert: refused, or a duplicate of the standing
+    set; id(row) -> (the standing set it replaces, its status), for those merged over that
+    set's values here). Removes the ``AMENDS`` key from every row (it is not a column)."""
     amending = [(row, status) for row in rows if (status := row.pop(AMENDS, None))]
     if not amending:
-        return {}
-    query = select(SETS.c.id, SETS.c.resident, SETS.c.taken_at, SETS.c.source_platform,
-                   SETS.c.platform_set_id).where(SETS.c.resident.in_(
-                       sorted({row["resident"] for row, _ in amending})))
-    recorded: dict[tuple[str, datetime], list[tuple[uuid.UUID, str, str | None]]] = {}
-    for set_id, resident, taken_at, platform, key in (await session.execute(query)).all():
-        recorded.setdefault((resident, aware(taken_at)), []).append((set_id, platform, key))
-    refused = {}
+        return {}, {}
+    query = select(SETS).where(SETS.c.withdrawn_at.is_(None), SETS.c.resident.in_(
+        sorted({row["resident"] for row, _ in amending})))
+    standing: dict[tuple[str, datetime], list[Any]] = {}
+    for found in (await session.execute(query)).mappings().all():
+        standing.setdefault((found["resident"], aware(found["taken_at"])), []).append(found)
+    settled: dict[int, Outcome] = {}
+    replacing: dict[int, tuple[uuid.UUID, str]] = {}
     for row, status in amending:
-        earlier = [set_id for set_id, platform, key in
-                   recorded.get((row["resident"], aware(row["taken_at"])), [])
-                   if (platform, key) != (row["source_platform"], row["platform_set_id"])
-                   or key is None]
-        if earlier:
-            refused[id(row)] = Outcome("rejected", None, 409, [{
-                "field": "status", "value": status,
-                "reason": f"amends a reading of set {earlier[0]}, already recorded for this "
-                          "resident at this time; recorded readings are not replaced, so "
-                          "nothing was stored (amendments are not supported yet)"}])
-    return refused
+        there = standing.get((row["resident"], aware(row["taken_at"])), [])
+        if not there or any(_same_key(found, row) for found in there):
+            continue   # recorded as any set: new, or a duplicate / conflict under its key
+        own = [found for found in there if found["source_platform"] == row["source_platform"]]
+        if len(own) != 1:
+            settled[id(row)] = _refused(status, there[0]["id"], (
+                "by another platform; only the platform that recorded a reading can amend it"
+                if not own else "with other sets of yours, so which one it replaces is "
+                "ambiguous; withdraw the ones entered in error first"))
+        elif own[0]["content_hash"] == row["content_hash"]:
+            settled[id(row)] = Outcome("duplicate", own[0]["id"], 200)
+        else:
+            _merge(row, own[0])
+            replacing[id(row)] = (own[0]["id"], status)
+    return settled, replacing
+
+
+def _same_key(found: Any, row: dict[str, Any]) -> bool:
+    return (row["platform_set_id"] is not None
+            and (found["source_platform"], found["platform_set_id"])
+            == (row["source_platform"], row["platform_set_id"]))
+
+
+def _merge(row: dict[str, Any], earlier: Any) -> None:
+    """The amended values over the earlier set's: a parameter the amendment leaves out keeps
+    its recorded value. Soft signs likewise, as a whole. The client's NEWS2 claim is the
+    amendment's only: the earlier claim described the earlier values."""
+    for name in _MERGED:
+        if row[name] is None:
+            row[name] = earlier[name]
+    row["soft_signs"] = row["soft_signs"] or earlier["soft_signs"]
+
+
+def _refused(status: str, earlier: uuid.UUID, why: str) -> Outcome:
+    return Outcome("rejected", None, 409, [{
+        "field": "status", "value": status,
+        "reason": f"amends a reading of set {earlier}, recorded for this resident at this "
+                  f"time {why}; nothing was stored"}])
 
 
 def _outside_a_transaction_on_postgresql(session: AsyncSession | AsyncConnection) -> bool:

@@ -68,10 +68,10 @@ class ObservationSetIn(BaseModel):
 
 class AmendingSetIn(ObservationSetIn):
     """A set mapped from FHIR, one of whose Observations has status ``amended`` or
-    ``corrected``: it says it replaces a reading sent before. Readings already recorded are
-    never replaced, so it is recorded only when no set of the same resident at the same
-    time is (``observations.record_sets``); otherwise it is refused with 409. Not a native
-    API model: the native routes refuse the ``amends`` field as unknown."""
+    ``corrected``: it says it replaces a reading sent before, which it does when its
+    platform recorded one for the same resident at the same time (``observations`` says
+    how). Not a native API model: the native routes refuse the ``amends`` field as
+    unknown; a native set entered in error is withdrawn instead."""
 
     amends: Literal["amended", "corrected"]
 
@@ -127,6 +127,9 @@ class ObservationSetOut(BaseModel):
     soft_signs: list[str]
     client_news2_total: int | None
     recorder: str | None
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: Literal["entered-in-error", "amended", "corrected"] | None = None
+    replaced_by: uuid.UUID | None = None
 
 
 class ResidentIn(BaseModel):

@@ -143,7 +143,10 @@ async def test_entries_report_what_was_ignored_or_wrong(ingest):
     assert issue["expression"] == ["Bundle.entry[1].resource.status"]
     issue = entries[2]["outcome"]["issue"][0]
     assert issue["expression"] == ["Bundle.entry[2].resource.valueQuantity.code"]
-    assert "never scored" in entries[5]["outcome"]["issue"][0]["diagnostics"]
+    assert "DELETE" not in entries[1]["outcome"]["issue"][0]["diagnostics"]   # cancelled
+    assert entries[5]["outcome"]["issue"][0]["diagnostics"] == (
+        "status entered-in-error is never scored; only final, amended or corrected "
+        "are recorded; a set already recorded is withdrawn with DELETE /observation-sets/{id}")
     assert len(await ingest.outbox()) == 1  # only the 10:00 pulse
 
 
@@ -208,29 +211,93 @@ def identified(resources: list[dict]) -> list[dict]:
     return resources
 
 
-async def test_amended_reading_of_a_recorded_set_is_refused_naming_status(ingest):
+def set_id_of(response) -> str:
+    location = (response.json()["entry"][0]["response"]["location"]
+                if response.json()["resourceType"] == "Bundle" else response.headers["location"])
+    return location.rsplit("/", 1)[-1]
+
+
+async def test_amended_reading_replaces_the_recorded_set(ingest):
     first = await ingest.client.post("/fhir", json=bundle(*identified(full_set())),
                                      headers=PLATFORM)
-    set_id = first.json()["entry"][0]["response"]["location"].rsplit("/", 1)[-1]
+    a = set_id_of(first)
     rr = {**identified(full_set())[0], "status": "amended", **qty(24, "{Breaths}/min")}
     r = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    assert r.status_code == 201, r.text
+    b = set_id_of(r)
+    assert b != a
+    # The new set: the recorded values, with the amended respiration rate over them.
+    new = (await ingest.client.get(f"/observation-sets/{b}", headers=PLATFORM)).json()
+    assert (new["respiration_rate"], new["spo2"], new["on_oxygen"], new["systolic_bp"],
+            new["pulse"], new["consciousness"], new["temperature_c"]) == (
+        "24", "96", False, "107", "88", "A", "37.5")
+    assert new["withdrawn_at"] is None
+    old = (await ingest.client.get(f"/observation-sets/{a}", headers=PLATFORM)).json()
+    assert (old["withdrawal_reason"], old["replaced_by"]) == ("amended", b)
+    assert old["respiration_rate"] == "19" and old["withdrawn_at"].startswith("2026-11-22T12:00")
+    recorded_a, recorded_b, withdrawn = await ingest.outbox()
+    assert [e["type"] for e in (recorded_a, recorded_b, withdrawn)] == [
+        "ObservationRecorded", "ObservationRecorded", "ObservationSetWithdrawn"]
+    assert recorded_b["data"]["observation_id"] == b
+    assert recorded_b["data"]["respiration_rate"] == "24" and recorded_b["data"]["pulse"] == "88"
+    w = withdrawn["data"]
+    assert (w["observation_id"], w["reason"], w["replaced_by"]) == (a, "amended", b)
+    assert w["resident"] == recorded_a["data"]["resident"] == withdrawn["subject"]
+    assert (w["site_id"], w["icb_code"], w["psc_code"], w["source_platform"]) == (
+        HOME, "QJK", "SW", "carehq")
+    assert w["taken_at"] == recorded_a["data"]["taken_at"] and NHS not in str(withdrawn)
+
+    # A retry of the amendment is a duplicate of the new set; nothing more is published.
+    again = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    assert (again.status_code, set_id_of(again)) == (200, b)
+    # A correction of the amended reading replaces the new set in turn.
+    pulse = {**identified(full_set())[4], "status": "corrected", **qty(91, "{beats}/min")}
+    r = await ingest.client.post("/fhir/Observation", json=pulse, headers=PLATFORM)
+    c = set_id_of(r)
+    events = await ingest.outbox()
+    assert [e["type"] for e in events[3:]] == ["ObservationRecorded", "ObservationSetWithdrawn"]
+    assert (events[3]["data"]["respiration_rate"], events[3]["data"]["pulse"]) == ("24", "91")
+    assert (events[4]["data"]["observation_id"], events[4]["data"]["reason"],
+            events[4]["data"]["replaced_by"]) == (b, "corrected", c)
+
+
+async def test_amendment_without_identifiers_retried_is_a_duplicate(ingest):
+    await ingest.client.post("/fhir", json=bundle(*full_set()), headers=PLATFORM)
+    rr = {**full_set()[0], "status": "amended", **qty(24, "{Breaths}/min")}
+    first = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    again = await ingest.client.post("/fhir/Observation", json=rr, headers=PLATFORM)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert set_id_of(first) == set_id_of(again)
+    assert [e["type"] for e in await ingest.outbox()] == [
+        "ObservationRecorded", "ObservationRecorded", "ObservationSetWithdrawn"]
+
+
+async def test_amending_another_platforms_reading_is_refused_naming_status(ingest):
+    first = await ingest.client.post("/fhir", json=bundle(*identified(full_set())),
+                                     headers=PLATFORM)
+    set_id = set_id_of(first)
+    nourish = bearer(sub="nourish", sites=[HOME])
+    rr = {**identified(full_set())[0], "status": "amended", **qty(24, "{Breaths}/min")}
+    r = await ingest.client.post("/fhir/Observation", json=rr, headers=nourish)
     assert r.status_code == 409 and r.headers["content-type"] == "application/fhir+json"
     (issue,) = r.json()["issue"]
     assert issue["code"] == "conflict" and issue["expression"] == ["Observation.status"]
-    assert issue["diagnostics"].startswith(f"status: amends a reading of set {set_id}, "
-                                           "already recorded for this resident at this time")
+    assert issue["diagnostics"].startswith(
+        f"status: amends a reading of set {set_id}, recorded for this resident at this time "
+        "by another platform; only the platform that recorded a reading can amend it")
     # In a Bundle: that entry is refused, naming it; the other resident's set goes in.
     other = {**obs(("L", "8867-4"), **qty(70, "/min")),
              "subject": {"identifier": {"system": NHS_ID["system"], "value": "9000000009"}}}
     doc = bundle(other, {**rr, "status": "corrected"})
-    r = await ingest.client.post("/fhir", json=doc, headers=PLATFORM)
+    r = await ingest.client.post("/fhir", json=doc, headers=nourish)
     assert [e["response"]["status"] for e in r.json()["entry"]] == ["201 Created",
                                                                     "409 Conflict"]
     issue = r.json()["entry"][1]["response"]["outcome"]["issue"][0]
     assert issue["expression"] == ["Bundle.entry[1].resource.status"]
     assert "(got corrected)" in issue["diagnostics"]
     events = await ingest.outbox()
-    assert [e["data"]["respiration_rate"] for e in events] == ["19", None]
+    assert [(e["type"], e["data"]["respiration_rate"]) for e in events] == [
+        ("ObservationRecorded", "19"), ("ObservationRecorded", None)]
 
 
 async def test_amended_reading_with_nothing_recorded_is_recorded_once(ingest):

@@ -300,3 +300,52 @@ async def test_pseudonym_is_for_clinicians_and_platforms(ingest):
         r = await ingest.client.post("/residents/pseudonym", headers=bearer(role, sites=[HOME]),
                                      json={"nhs_number": NHS, "site_id": HOME})
         assert r.status_code == 403, role
+
+
+async def test_withdrawing_a_set_entered_in_error_publishes_it_once(ingest):
+    posted = await ingest.client.post("/observation-sets", json=SET, headers=PLATFORM)
+    set_id = posted.json()["id"]
+    r = await ingest.client.delete(f"/observation-sets/{set_id}", headers=PLATFORM)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["id"], body["withdrawal_reason"], body["replaced_by"]) == (
+        set_id, "entered-in-error", None)
+    assert body["withdrawn_at"].startswith("2026-11-22T12:00") and body["pulse"] == "72"
+    again = await ingest.client.delete(f"/observation-sets/{set_id}", headers=PLATFORM)
+    assert again.status_code == 200 and again.json() == body   # withdrawn once
+    got = await ingest.client.get(f"/observation-sets/{set_id}", headers=PLATFORM)
+    assert got.json()["withdrawal_reason"] == "entered-in-error"
+    recorded, withdrawn = await ingest.outbox()
+    assert withdrawn["type"] == "ObservationSetWithdrawn"
+    assert withdrawn["subject"] == recorded["subject"] == withdrawn["data"]["resident"]
+    data = withdrawn["data"]
+    assert (data["observation_id"], data["site_id"], data["icb_code"], data["psc_code"],
+            data["source_platform"], data["reason"], data["replaced_by"]) == (
+        set_id, HOME, "QJK", "SW", "carehq", "entered-in-error", None)
+    assert data["taken_at"] == recorded["data"]["taken_at"] and NHS not in str(withdrawn)
+    # The same platform set id again is the withdrawn set's duplicate, not a new reading.
+    retry = await ingest.client.post("/observation-sets", json=SET, headers=PLATFORM)
+    assert retry.json() == {"id": set_id, "outcome": "duplicate"}
+    assert len(await ingest.outbox()) == 2
+
+
+async def test_only_the_recording_platform_may_withdraw_a_set(ingest):
+    posted = await ingest.client.post("/observation-sets", json=SET, headers=PLATFORM)
+    set_id = posted.json()["id"]
+    other_platform = bearer(sub="nourish", sites=[HOME])
+    r = await ingest.client.delete(f"/observation-sets/{set_id}", headers=other_platform)
+    assert r.status_code == 403
+    assert "only the platform that recorded a set can withdraw it" in r.json()["detail"]
+    out_of_scope = bearer(sites=[OTHER])
+    assert (await ingest.client.delete(f"/observation-sets/{set_id}",
+                                       headers=out_of_scope)).status_code == 403
+    clinician = bearer(Role.CLINICIAN, sub="nurse", sites=[HOME])
+    assert (await ingest.client.delete(f"/observation-sets/{set_id}",
+                                       headers=clinician)).status_code == 403
+    assert (await ingest.client.delete(f"/observation-sets/{set_id}")).status_code == 401
+    unknown = await ingest.client.delete(
+        "/observation-sets/00000000-0000-4000-8000-000000000000", headers=PLATFORM)
+    assert unknown.status_code == 404
+    assert len(await ingest.outbox()) == 1   # only the set's own ObservationRecorded
+    got = await ingest.client.get(f"/observation-sets/{set_id}", headers=PLATFORM)
+    assert got.json()["withdrawn_at"] is None
