@@ -42,7 +42,8 @@ def router(runtime: Runtime) -> APIRouter:
     async def score_timeline(pseudonym: Pseudonym, limit: Limit = 100, *,
                              principal: Annotated[Principal, Depends(require(*TIMELINE_READERS))]
                              ) -> list[ScoreOut]:
-        """A resident's NEWS2 timeline, newest taken first (rejected readings included)."""
+        """A resident's NEWS2 timeline, newest taken first (rejected and withdrawn readings
+        included; a withdrawn one says when, why and what replaced it)."""
         async with db.session() as session:
             return await residents.timeline(session, pseudonym, by=principal, limit=limit,
                                             wording=wording)
@@ -80,7 +81,8 @@ def router(runtime: Runtime) -> APIRouter:
     async def site_flags(site_id: SiteId, limit: Limit = 100, *,
                          principal: Annotated[Principal, Depends(require(*FLAG_HANDLERS))]
                          ) -> list[FlagOut]:
-        """The site's open (unacknowledged) deterioration flags, newest taken first."""
+        """The site's open (unacknowledged, not withdrawn) deterioration flags, newest taken
+        first."""
         async with db.session() as session:
             return await flags.open_flags(session, site_id, by=principal, limit=limit)
 
@@ -88,7 +90,8 @@ def router(runtime: Runtime) -> APIRouter:
     async def acknowledge(flag_id: uuid.UUID, *,
                           principal: Annotated[Principal, Depends(require(*FLAG_HANDLERS))]
                           ) -> FlagOut:
-        """Acknowledge a flag, recording who and when."""
+        """Acknowledge a flag, recording who and when; 409 if it was withdrawn with its
+        observation set."""
         async with db.transaction() as session:
             return await flags.acknowledge(session, flag_id, by=principal)
 

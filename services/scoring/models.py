@@ -1,12 +1,17 @@
-"""Scoring's own tables (schema from migration 0002; models are for reads and Core writes).
+"""Scoring's own tables (schema from migrations 0002-0006; models are for reads and Core writes).
 
 - ``scoring_score``: one row per observation, unique on ``observation_id`` (a redelivered or
   re-published observation can never be scored twice). ``status`` is ``scored`` or
   ``rejected`` (implausible values or unknown soft-sign codes: recorded with the reasons in
   ``detail.rejection``, never scored). The client's claimed total sits beside ours
-  (``client_total``, ``claim``, ``claim_mismatch``). Complete scores (``total IS NOT NULL``)
-  are the trend history.
-- ``scoring_flag``: one per flagged observation; open until acknowledged (who, when).
+  (``client_total``, ``claim``, ``claim_mismatch``). A score whose observation set was
+  withdrawn keeps its row and records when, why and the set that replaced it
+  (``withdrawn_at``, ``withdrawal_reason``, ``replaced_by``). Complete scores
+  (``total IS NOT NULL``) not withdrawn are the trend history.
+- ``scoring_flag``: one per flagged observation; open until acknowledged (who, when) or
+  withdrawn with its score (``withdrawn_at``).
+- ``scoring_withdrawn_unscored``: withdrawals of sets scoring had not stored when they came
+  (their ObservationRecorded dead-lettered, or not yet delivered); such a set is never scored.
 - ``scoring_spo2_scale``: append-only history of the per-resident SpO2 scale setting; the
   setting in force for an observation is the latest row set at or before its taken-at time.
 - ``scoring_resident``: the resident's current site/ICB/PSC (from the latest observation by
@@ -58,6 +63,9 @@ class ScoreRow(SQLModel, table=True):
     claim: str | None = Field(default=None, sa_column=Column(Text))
     claim_mismatch: bool = False
     flag_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=Column(TS))
+    withdrawal_reason: str | None = Field(default=None, sa_column=Column(Text))
+    replaced_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid))
     # One JSON document per row (one encode on the hot path): vitals as received (decimals
     # as strings), sub_scores, missing, soft_signs, trend reasons, rejection reasons.
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -79,6 +87,18 @@ class FlagRow(SQLModel, table=True):
     risk: str | None = Field(default=None, sa_column=Column(Text))
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(TS))
     acknowledged_by: str | None = Field(default=None, sa_column=Column(Text))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=Column(TS))
+
+
+class WithdrawnUnscoredRow(SQLModel, table=True):
+    __tablename__ = "scoring_withdrawn_unscored"
+
+    observation_id: uuid.UUID = Field(sa_column=Column(Uuid, primary_key=True))
+    resident: str = Field(sa_column=Column(Text, nullable=False))
+    taken_at: datetime = Field(sa_column=Column(TS, nullable=False))
+    withdrawn_at: datetime = Field(sa_column=Column(TS, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    replaced_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid))
 
 
 class Spo2ScaleRow(SQLModel, table=True):
@@ -109,3 +129,4 @@ SCORE = ScoreRow.__table__
 FLAG = FlagRow.__table__
 SPO2_SCALE = Spo2ScaleRow.__table__
 RESIDENT = ResidentRow.__table__
+WITHDRAWN_UNSCORED = WithdrawnUnscoredRow.__table__

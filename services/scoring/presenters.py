@@ -15,7 +15,7 @@ from services.scoring.domain.news2 import (
     response_text,
 )
 from services.scoring.models import utc
-from services.scoring.schemas import FlagOut, News2Out, ScoreOut
+from services.scoring.schemas import FlagOut, News2Out, ScoreOut, WithdrawalOut
 
 
 def wording_from(setting: Mapping[str, str]) -> dict[RiskBand, str]:
@@ -48,13 +48,22 @@ def score_out(row: Any, wording: Mapping[RiskBand, str]) -> ScoreOut:
         response=response_text(_result_of(row), wording) if scored else None,
         soft_signs=d["soft_signs"], client_total=row.client_total, claim=row.claim,
         claim_mismatch=row.claim_mismatch, trend=d["trend"], flag_id=row.flag_id,
-        rejection=d["rejection"], vitals=d["vitals"])
+        rejection=d["rejection"], vitals=d["vitals"], withdrawal=withdrawal_out(row))
 
 
 def flag_out(row: Any) -> FlagOut:
+    """A flag row joined with its score's withdrawal columns (``flags.FLAG_WITH_WITHDRAWAL``)."""
     return FlagOut(
         flag_id=row.flag_id, observation_id=row.observation_id, resident=row.resident,
         site_id=row.site_id, taken_at=utc(row.taken_at), raised_at=utc(row.raised_at),
         reasons=row.reasons, total=row.total, risk=row.risk,
         acknowledged_at=row.acknowledged_at and utc(row.acknowledged_at),
-        acknowledged_by=row.acknowledged_by)
+        acknowledged_by=row.acknowledged_by, withdrawal=withdrawal_out(row))
+
+
+def withdrawal_out(row: Any) -> WithdrawalOut | None:
+    """The withdrawal a score row (or a flag row with its score's columns) records, if any."""
+    if row.withdrawn_at is None:
+        return None
+    return WithdrawalOut(withdrawn_at=utc(row.withdrawn_at), reason=row.withdrawal_reason,
+                         replaced_by=row.replaced_by)

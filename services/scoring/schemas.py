@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.events.observations import WithdrawalReason
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -81,6 +83,14 @@ class CalculatorOut(News2Out):
     flag_reasons: list[str]
 
 
+class WithdrawalOut(BaseModel):
+    """Why a score or flag no longer counts: its observation set was withdrawn."""
+
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    replaced_by: uuid.UUID | None = Field(description="the set recorded in its place, if any")
+
+
 class ScoreOut(BaseModel):
     observation_id: uuid.UUID
     taken_at: datetime
@@ -103,6 +113,9 @@ class ScoreOut(BaseModel):
     flag_id: uuid.UUID | None
     rejection: list[dict[str, Any]] | None
     vitals: dict[str, Any] = Field(description="as received; decimals as strings")
+    withdrawal: WithdrawalOut | None = Field(
+        default=None, description="set when the observation set was withdrawn: the score "
+        "no longer counts and is no trend history for later readings")
 
 
 class FlagOut(BaseModel):
@@ -117,6 +130,8 @@ class FlagOut(BaseModel):
     risk: str | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    withdrawal: WithdrawalOut | None = Field(
+        default=None, description="set when the flag was withdrawn with its observation set")
 
 
 class SoftSignOut(BaseModel):

@@ -2,14 +2,18 @@
 
 Invariants
 - One row per observation in ``scoring_score`` (unique ``observation_id``): an observation
-  already stored, or repeated inside the batch, is skipped and publishes nothing.
+  already stored, or repeated inside the batch, is skipped and publishes nothing; so is one
+  whose withdrawal came first (``withdrawals``): nothing was counted for it.
 - Every scored observation publishes ``ScoreComputed``; one that needs attention also gets an
   open ``scoring_flag`` row and ``DeteriorationFlagged`` (flag id derived from the observation
   id, so the same observation can never raise two flags). All in the caller's transaction.
 - Implausible values or unknown soft-sign codes are recorded as ``rejected`` with every reason
-  and publish nothing: they are never scored, and they never stop the consumer.
+  and publish a ``ScoreComputed`` with status ``rejected`` and no score: they are never
+  scored, and they never stop the consumer.
 - Trend is by taken-at time (see ``history``). A reading that arrives after later ones is
   compared with its true predecessor; the later readings keep the flags they were given.
+  A withdrawn score is no trend history for readings scored after its withdrawal; readings
+  scored before it keep theirs (no re-scoring).
 - Scale 2 only from the resident's recorded setting in force at taken-at; a device's scale
   claim is kept for audit and otherwise ignored.
 - Hot path (about 5,000 observations/s is the target): events are encoded straight to JSON
@@ -63,7 +67,7 @@ async def score_observations(session: AsyncSession, batch: Sequence[ObservationR
                              residents={o.resident for o in fresh}, lo=min(taken), hi=max(taken))
     writes, now = _Writes(), utcnow()
     for obs, taken_at in zip(fresh, taken, strict=True):
-        if obs.observation_id not in ctx.scored:
+        if obs.observation_id not in ctx.skip:
             _score_one(obs, taken_at, ctx, writes, now)
     await _write(session, writes, fresh, taken)
 
@@ -183,17 +187,20 @@ async def _write(session: AsyncSession, w: _Writes, fresh: list[ObservationRecor
     inserted = set(await insert_rows(session, SCORE, w.scores, ignore_conflicts=True,
                                      returning="observation_id"))
     await insert_rows(session, FLAG, [f for f in w.flags if f["observation_id"] in inserted])
-    await _remember_residents(session, fresh, taken)
+    await _remember_residents(session, fresh, taken, inserted)
     await add_encoded(session, [e for oid, evs in w.events.items() if oid in inserted
                                 for e in evs])
 
 
 async def _remember_residents(session: AsyncSession, fresh: list[ObservationRecorded],
-                              taken: list[datetime]) -> None:
-    """Each resident's site as of their latest reading by taken-at (one row per resident)."""
+                              taken: list[datetime], inserted: set[uuid.UUID]) -> None:
+    """Each resident's site as of their latest reading by taken-at (one row per resident),
+    from the scores just stored: one stored before was remembered then, and a set withdrawn
+    before it was scored is no reading of theirs."""
     latest: dict[str, dict[str, Any]] = {}
     for o, at in zip(fresh, taken, strict=True):
-        if o.resident not in latest or latest[o.resident]["last_taken_at"] < at:
+        if o.observation_id in inserted and (
+                o.resident not in latest or latest[o.resident]["last_taken_at"] < at):
             latest[o.resident] = {"resident": o.resident, "site_id": o.site_id,
                                   "icb_code": o.icb_code, "psc_code": o.psc_code,
                                   "last_taken_at": at}

@@ -1,7 +1,9 @@
-"""Scoring on the scale path: ObservationRecorded in through the broker, ScoreComputed out.
+"""Scoring on the scale path: ObservationRecorded in through the broker, ScoreComputed out;
+ObservationSetWithdrawn in, ScoreWithdrawn out.
 
-Scoring runs with its own PostgreSQL database and the Kafka adapter; the test publishes an
-observation (twice, as a retrying producer would) on the broker and reads the scores topic.
+Scoring runs with its own PostgreSQL database and the Kafka adapter; the tests publish an
+observation (twice, as a retrying producer would) or an observation and its withdrawal on the
+broker and read the scores topic.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 
 from shared.bus.base import Record
 from shared.bus.kafka import KafkaBus
-from shared.events import ObservationRecorded, decode, encode, topics, wrap
+from shared.events import ObservationRecorded, ObservationSetWithdrawn, decode, encode, topics, wrap
 from shared.settings import load_settings
 
 pytestmark = pytest.mark.e2e
@@ -55,21 +57,9 @@ async def test_observation_in_score_computed_and_flag_out(scoring, broker):
     runtime, prefix = scoring
     obs = observation("p1_kafka")
     raw = encode(wrap(obs, source="/e2e/ingest"))
-    bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
-                   topics=topics.ALL_TOPICS, topic_prefix=prefix)
-    await bus.start()
-    try:
-        assert await bus.publish([Record(topics.OBSERVATIONS, obs.resident, raw)] * 2) == [
-            None, None]
-        reader = bus.consumer(f"reader-{uuid.uuid4().hex[:6]}", [topics.SCORES])
-        await reader.start()
-        try:
-            runner = runtime.consumers[0]
-            got = await _read(reader, lambda seen: len(seen) >= 2 and runner.stats.duplicates)
-        finally:
-            await reader.stop()
-    finally:
-        await bus.stop()
+    runner = runtime.consumers[0]
+    got = await _exchange(broker, prefix, obs.resident, [raw, raw],
+                          lambda seen: len(seen) >= 2 and runner.stats.duplicates)
     by_type = {e.type: e for e in got}
     assert sorted(by_type) == ["DeteriorationFlagged", "ScoreComputed"]
     score = by_type["ScoreComputed"].data
@@ -78,6 +68,44 @@ async def test_observation_in_score_computed_and_flag_out(scoring, broker):
     assert by_type["DeteriorationFlagged"].subject == "p1_kafka"
     assert runtime.consumers[0].stats.duplicates == 1
     assert len(got) == 2  # the duplicate published nothing
+
+
+async def test_withdrawal_in_score_withdrawn_out(scoring, broker):
+    _, prefix = scoring
+    obs = observation("p1_kafka_withdrawn")
+    withdrawn = ObservationSetWithdrawn(
+        observation_id=obs.observation_id, resident=obs.resident, site_id=obs.site_id,
+        icb_code=obs.icb_code, psc_code=obs.psc_code, taken_at=obs.taken_at,
+        source_platform=obs.source_platform, withdrawn_at=datetime(2024, 3, 1, 12, 0, tzinfo=UTC),
+        reason="entered-in-error")
+    raws = [encode(wrap(e, source="/e2e/ingest")) for e in (obs, withdrawn)]
+    got = await _exchange(broker, prefix, obs.resident, raws, lambda seen: len(seen) >= 3)
+    assert [e.type for e in got] == ["ScoreComputed", "DeteriorationFlagged", "ScoreWithdrawn"]
+    assert got[2].data == {
+        "observation_id": str(obs.observation_id), "resident": "p1_kafka_withdrawn",
+        "site_id": "1-5868490225", "icb_code": "QJK", "psc_code": "SW",
+        "taken_at": "2024-03-01T10:00:00Z", "withdrawn_at": "2024-03-01T12:00:00Z",
+        "reason": "entered-in-error", "replaced_by": None, "status": "scored", "total": 5,
+        "risk": "medium", "red_score": False, "claim_mismatch": False,
+        "flag_id": got[1].data["flag_id"]}
+
+
+async def _exchange(broker, prefix: str, key: str, raws: list[bytes], done) -> list:
+    """Publish ``raws`` on the observations topic under ``key``; read the scores topic."""
+    bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
+                   topics=topics.ALL_TOPICS, topic_prefix=prefix)
+    await bus.start()
+    try:
+        assert await bus.publish([Record(topics.OBSERVATIONS, key, raw) for raw in raws]) == [
+            None] * len(raws)
+        reader = bus.consumer(f"reader-{uuid.uuid4().hex[:6]}", [topics.SCORES])
+        await reader.start()
+        try:
+            return await _read(reader, done)
+        finally:
+            await reader.stop()
+    finally:
+        await bus.stop()
 
 
 async def _read(reader, done, within: float = 60) -> list:

@@ -8,7 +8,10 @@ Trend rule (``assess_trend``), for one resident:
    (no total, no band) are skipped: they cannot be "previous". A reading at exactly the same
    instant is not previous either, so re-delivering the same reading never compares it with
    itself. If several readings share the latest instant, the lowest (band, then total) is used,
-   which can only make a flag more likely.
+   which can only make a flag more likely. ``history`` holds standing scores only: a score
+   whose observation set was withdrawn is left out (``services/scoring/history.py``), so a reading
+   scored after the withdrawal is compared with the score before it. Readings assessed before
+   the withdrawal keep their trend and flags: events are facts, nothing is re-assessed.
 2. If the new score is incomplete, or there is no previous score, nothing fires.
 3. ``BAND_ROSE`` fires when the new risk band is higher than the previous band, however old the
    previous score is.

@@ -1,4 +1,5 @@
-"""A scoring runtime driven through its bus: ObservationRecorded in, API and events out."""
+"""A scoring runtime driven through its bus: ObservationRecorded (and ObservationSetWithdrawn)
+in, API and events out."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ import httpx
 
 from shared.auth import Role
 from shared.bus.base import Bus, Consumer, Record
-from shared.events import Envelope, ObservationRecorded, decode, encode, parse, topics, wrap
+from shared.events import (
+    Envelope,
+    Event,
+    ObservationRecorded,
+    ObservationSetWithdrawn,
+    decode,
+    encode,
+    parse,
+    topics,
+    wrap,
+)
 from shared.runtime import Runtime
 
 SITE, ICB, PSC = "1-5868490225", "QJK", "SW"
 OTHER_SITE = "1-1000000001"
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
+WITHDRAWN_AT = datetime(2024, 3, 1, 13, 0, tzinfo=UTC)
 NORMAL = {"respiration_rate": 16, "spo2": 97, "on_oxygen": False, "systolic_bp": 130,
           "pulse": 70, "consciousness": "A", "temperature_c": "37.0"}  # NEWS2 0
 
@@ -32,6 +44,17 @@ def observation(resident: str, taken_at: datetime, *, site: str = SITE,
         observation_id=observation_id or uuid.uuid4(), resident=resident, site_id=site,
         icb_code=ICB, psc_code=PSC, taken_at=taken_at, received_at=taken_at,
         source_platform="test-platform", **vitals)
+
+
+def withdrawal(obs: ObservationRecorded, reason: str = "entered-in-error", *,
+               replaced_by: uuid.UUID | None = None,
+               withdrawn_at: datetime = WITHDRAWN_AT) -> ObservationSetWithdrawn:
+    """Ingest's withdrawal of ``obs``, carrying the set as recorded."""
+    return ObservationSetWithdrawn(
+        observation_id=obs.observation_id, resident=obs.resident, site_id=obs.site_id,
+        icb_code=obs.icb_code, psc_code=obs.psc_code, taken_at=obs.taken_at,
+        source_platform=obs.source_platform, withdrawn_at=withdrawn_at, reason=reason,
+        replaced_by=replaced_by)
 
 
 @dataclass
@@ -49,7 +72,7 @@ class Harness:
     def admin(self) -> dict[str, str]:
         return self.headers(Role.ADMIN)
 
-    async def publish(self, *items: ObservationRecorded | Envelope) -> list[Envelope]:
+    async def publish(self, *items: Event | Envelope) -> list[Envelope]:
         envs = [i if isinstance(i, Envelope) else wrap(i, source="/test/ingest") for i in items]
         await self.bus.publish([Record(topics.OBSERVATIONS, e.subject, encode(e)) for e in envs])
         return envs
@@ -84,6 +107,8 @@ class Harness:
         assert r.status_code == 200, r.text
         return next(s for s in r.json() if s["observation_id"] == str(obs.observation_id))
 
-    def of_type(self, kind: str, observation_id: uuid.UUID | None = None) -> list[Envelope]:
-        return [e for e in self.seen if e.type == kind and (
+    def of_type(self, kind: str | None, observation_id: uuid.UUID | None = None
+                ) -> list[Envelope]:
+        """Events seen so far of type ``kind`` (None: any), naming the observation if given."""
+        return [e for e in self.seen if kind in (None, e.type) and (
             observation_id is None or e.data["observation_id"] == str(observation_id))]
