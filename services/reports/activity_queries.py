@@ -1,9 +1,12 @@
 """Read side of the activity and data-quality views.
 
 Activity rolls the per-site counters up to ICB, PSC or national at query time (a few thousand
-rows per quarter at most). Data quality joins the stage facts with the activity counters:
-sites at stage >= 5 with no observations, sites with observations below stage 4, and PSCs
-whose latest return is older than the quarter.
+rows per quarter at most). A resident counts as observed in a site and quarter only while a
+set of theirs there stands (``sets`` > 0; see ``activity``), and a row whose counters and
+residents all net to 0 (everything it counted withdrawn) is left out, as if never recorded.
+Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
+observations, sites with observations below stage 4, and PSCs whose latest return is older
+than the quarter.
 """
 
 from __future__ import annotations
@@ -13,16 +16,14 @@ from collections.abc import Collection
 from sqlalchemy import and_, func, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reports.activity import ACT, COUNTERS, RES
 from services.reports.domain.adoption import NATIONAL, percent
 from services.reports.domain.stages import from_ordinal
-from services.reports.models import Activity, ActivityResident, ReportSite, StageFact, StageRecord
+from services.reports.models import ReportSite, StageFact, StageRecord
 from shared.dialect import aware
 from shared.quarters import local_date
 
-ACT, RES, FACT = Activity.__table__, ActivityResident.__table__, StageFact.__table__
-SITE, RECORD = ReportSite.__table__, StageRecord.__table__
-COUNTERS = ("observation_sets", "scored_sets", "complete_sets", "risk_low", "risk_low_medium",
-            "risk_medium", "risk_high", "red_scores", "flags", "claim_mismatches")
+FACT, SITE, RECORD = StageFact.__table__, ReportSite.__table__, StageRecord.__table__
 LEVEL_COLUMN = {"site": "site_id", "icb": "icb_code", "psc": "psc_code"}
 
 
@@ -32,21 +33,23 @@ def _code(level: str, table):  # noqa: ANN001, ANN202
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
                    keep: Collection[str] | None, code: str | None) -> list[dict]:
-    """Rows per (quarter, code) with counters, distinct residents and complete-set share."""
+    """Rows per (quarter, code) with counters, residents observed and complete-set share."""
     c = _code(level, ACT).label("code")
     stmt = (select(ACT.c.qn, c, *(func.sum(ACT.c[k]) for k in COUNTERS))
             .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
     res_stmt = (select(ACT.c.qn, c, func.count())
                 .select_from(RES.join(ACT, and_(RES.c.site_id == ACT.c.site_id,
                                                 RES.c.qn == ACT.c.qn)))
-                .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
+                .where(ACT.c.qn.between(first, last), RES.c.sets > 0)
+                .group_by(ACT.c.qn, c))
     residents = {(q, k): n for q, k, n in (await session.execute(res_stmt)).all()}
     rows = []
     for qn, k, *sums in (await session.execute(stmt)).all():
-        if (code is None or k == code) and (keep is None or k in keep):
+        observed = residents.get((qn, k), 0)
+        if (code is None or k == code) and (keep is None or k in keep) and (
+                observed or any(sums)):
             rows.append(_activity_row(qn, level, k, dict(zip(COUNTERS, map(int, sums),
-                                                             strict=True)),
-                                      residents.get((qn, k), 0)))
+                                                             strict=True)), observed))
     return sorted(rows, key=lambda r: (r["qn"], r["code"]))
 
 

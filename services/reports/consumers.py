@@ -3,8 +3,8 @@
 ``shared.consumer.BatchConsumerRunner`` gives inbox dedupe (each event id once) and hands over
 the whole batch, so a batch costs a few statements, not a few per event. Effects are
 order-independent: the register copy keeps the newest revision, stage records are a set,
-activity counters add, and the facts and counters are re-derived from that state once per
-transaction, before it commits (``upkeep``).
+activity counters add (withdrawals add negatives: ``activity``), and the facts and counters
+are re-derived from that state once per transaction, before it commits (``upkeep``).
 """
 
 from __future__ import annotations

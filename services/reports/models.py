@@ -84,7 +84,8 @@ class Freshness(SQLModel, table=True):
 
 
 class Activity(SQLModel, table=True):
-    """Observation and score counters per site and quarter (additive; inbox-deduplicated)."""
+    """Observation and score counters per site and quarter (additive; inbox-deduplicated;
+    a withdrawal subtracts: see ``activity``)."""
 
     __tablename__ = "reports_activity"
 
@@ -105,13 +106,15 @@ class Activity(SQLModel, table=True):
 
 
 class ActivityResident(SQLModel, table=True):
-    """Residents observed per site and quarter (pseudonyms only), for a distinct count."""
+    """A resident's standing observation sets per site and quarter (pseudonyms only),
+    additive like ``Activity``: the resident counts as observed there while ``sets`` > 0."""
 
     __tablename__ = "reports_activity_resident"
 
     site_id: str = Field(primary_key=True, max_length=32)
     qn: int = Field(primary_key=True)
     resident: str = Field(primary_key=True)
+    sets: int = 1
 
 
 class StageCount(SQLModel, table=True):

@@ -84,7 +84,8 @@ _freezes = 0
 
 
 def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:
-    """Sites first (by revision), then stages, then activity; ties by event id."""
+    """Sites first (by revision), then stages, then activity; ties by event id (so a
+    withdrawal may come before the event it withdraws: counters add, see ``activity``)."""
     def key(e: Envelope) -> tuple:
         rank = {"SiteRegistered": 0, "SiteUpdated": 0, "SiteClosed": 0, "StageChanged": 1}
         return (rank.get(e.type, 2), e.data.get("revision", 0), str(e.id))

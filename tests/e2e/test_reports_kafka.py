@@ -1,8 +1,9 @@
 """Reports on the scale path: PostgreSQL + a Kafka-protocol broker.
 
 Stage and site events published to the broker (duplicates and a late correction included)
-reach the adoption view; a replay of the same topics from the beginning into a fresh database
-derives exactly the same facts.
+reach the adoption view, and observation and score events (a withdrawn set included) the
+activity view; a replay of the same topics from the beginning into a fresh database derives
+exactly the same facts and activity rows.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from services.reports import queries, rebuild
+from services.reports import activity_queries, queries, rebuild
+from services.reports.activity import ACT, RES
 from services.reports.bootstrap import bootstrap
 from services.reports.domain.adoption import Ambitions
 from services.reports.domain.stages import ordinal
@@ -23,16 +25,61 @@ from shared.bus.base import Record
 from shared.bus.kafka import KafkaBus
 from shared.db import Database
 from shared.events import encode
+from shared.inbox import INBOX
 from shared.migrations import upgrade
 from shared.quarters import Quarter
 from shared.settings import load_settings
-from tests.integration.reports.support import CLOCK, FIRST, site, stage
+from tests.integration.reports.support import (
+    CLOCK,
+    FIRST,
+    flag,
+    observation,
+    score,
+    score_withdrawal,
+    site,
+    stage,
+    withdrawal,
+)
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-secret-that-is-long-enough-0123456789"
 Q3 = ordinal(Quarter.parse("2022/23 Q3"))
 TOPIC = {"SiteRegistered": "adoption.sites", "SiteClosed": "adoption.sites",
-         "StageChanged": "adoption.stages"}
+         "StageChanged": "adoption.stages", "ObservationRecorded": "ingest.observations",
+         "ObservationSetWithdrawn": "ingest.observations", "ScoreComputed": "scoring.scores",
+         "DeteriorationFlagged": "scoring.scores", "ScoreWithdrawn": "scoring.scores"}
+TAKEN = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
+
+
+def activity_events() -> list:
+    """p1_x's set stands (low); p1_y's (medium, red, flagged) is withdrawn."""
+    kept, wrong = observation("1-A", "p1_x", TAKEN), observation("1-A", "p1_y", TAKEN)
+    scored = score("1-A", "p1_y", TAKEN, total=6, risk="medium", red=True, of=wrong)
+    flagged = flag("1-A", "p1_y", TAKEN, of=wrong)
+    return [kept, score("1-A", "p1_x", TAKEN, total=1, risk="low", of=kept), wrong, scored,
+            flagged, withdrawal(wrong), score_withdrawal(scored, flagged)]
+
+
+async def site_activity_q3(db) -> list[tuple]:
+    """(site, observation sets, residents observed, scored, high+medium, flags) in Q3."""
+    async with db.session() as s:
+        rows = await activity_queries.activity(s, level="site", first=Q3, last=Q3, keep=None,
+                                               code=None)
+    return [(r["code"], r["observation_sets"], r["residents_observed"],
+             r["complete_news2"]["denominator"], r["risk"]["medium"] + r["risk"]["high"],
+             r["flags"]) for r in rows]
+
+
+async def inbox_rows(db) -> int:
+    """Events the live consumer has applied (its inbox rows)."""
+    async with db.session() as s:
+        return (await s.execute(select(func.count()).select_from(INBOX))).scalar_one()
+
+
+async def activity_tables(db) -> tuple[list, list]:
+    async with db.session() as s:
+        return (sorted(map(tuple, (await s.execute(select(ACT))).all())),
+                sorted(map(tuple, (await s.execute(select(RES))).all())))
 
 
 def settings(url: str, broker, prefix: str, tmp_path):
@@ -55,7 +102,7 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
               stage("1-A", 3, date(2022, 5, 1)), stage("1-B", 7, date(2022, 8, 1)),
               stage("1-C", 5, date(2022, 6, 1), icb="QHL"),
               stage("1-A", 6, date(2022, 10, 1), reported=datetime(2023, 7, 9, tzinfo=UTC)),
-              site("1-C", "QHL", 2, closed=date(2022, 12, 1))]
+              site("1-C", "QHL", 2, closed=date(2022, 12, 1)), *activity_events()]
     records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
     bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
                    topics=list(set(TOPIC.values())), topic_prefix=prefix)
@@ -73,6 +120,11 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
             await asyncio.sleep(0.1)
             row = await national_q3(runtime)
         assert (row.denominator, row.stages) == (2, (0, 0, 0, 0, 0, 0, 1, 1))
+        while await inbox_rows(runtime.db) < len(events) and \
+                asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        want_activity = [("1-A", 1, 1, 1, 0, 0)]   # as if p1_y's set had never been recorded
+        assert await site_activity_q3(runtime.db) == want_activity
 
         fresh = Database(postgres.create_database())
         await upgrade(fresh, runtime.migrations)
@@ -83,6 +135,8 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
             got = sorted(map(tuple, (await a.execute(select(FACT))).all()))
             want = sorted(map(tuple, (await b.execute(select(FACT))).all()))
         assert got == want and got
+        assert await activity_tables(fresh) == await activity_tables(runtime.db)
+        assert await site_activity_q3(fresh) == want_activity
         await fresh.dispose()
     finally:
         await runtime.stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from shared.events import Envelope, wrap
-from shared.events.observations import ObservationRecorded
-from shared.events.scores import DeteriorationFlagged, ScoreComputed
+from shared.events import EVENT_TYPES, Envelope, wrap
+from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
+from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
 from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
 from shared.settings import load_settings
@@ -15,6 +15,7 @@ from shared.settings import load_settings
 CLOCK = datetime(2023, 8, 15, 12, 0, tzinfo=UTC)   # 2023/24 Q2
 FIRST = "2022/23 Q1"
 AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West")}
+TOPIC_OF = {name: cls.TOPIC for name, cls in EVENT_TYPES.items()}
 
 
 def site(site_id: str, icb: str = "QJK", revision: int = 1, *, opened: date | None = None,
@@ -53,22 +54,57 @@ def observation(site_id: str, resident: str, taken: datetime, icb: str = "QJK") 
 
 
 def score(site_id: str, resident: str, taken: datetime, *, total: int | None, risk: str | None,
-          mismatch: bool = False, icb: str = "QJK", rejected: bool = False) -> Envelope:
+          mismatch: bool = False, icb: str = "QJK", rejected: bool = False, red: bool = False,
+          of: Envelope | None = None) -> Envelope:
+    """A ScoreComputed (``of``: the ObservationRecorded it scores, for its observation id)."""
     psc, _ = AREAS[icb]
     return wrap(ScoreComputed(
-        observation_id=uuid.uuid4(), resident=resident, site_id=site_id, icb_code=icb,
+        observation_id=_observation_id(of), resident=resident, site_id=site_id, icb_code=icb,
         psc_code=psc, taken_at=taken, scale=None if rejected else 1, sub_scores={},
-        total=total, risk=risk, claim_mismatch=mismatch,
+        total=total, risk=risk, red_score=red, claim_mismatch=mismatch,
         status="rejected" if rejected else "scored",
         rejection=({"field": "spo2", "value": "101", "reason": "implausible"},) if rejected
         else ()), source="/test/scoring")
 
 
-def flag(site_id: str, resident: str, taken: datetime, icb: str = "QJK") -> Envelope:
+def flag(site_id: str, resident: str, taken: datetime, icb: str = "QJK", *,
+         of: Envelope | None = None) -> Envelope:
     psc, _ = AREAS[icb]
     return wrap(DeteriorationFlagged(
-        flag_id=uuid.uuid4(), observation_id=uuid.uuid4(), resident=resident, site_id=site_id,
-        icb_code=icb, psc_code=psc, taken_at=taken, reasons=("risk",)), source="/test/scoring")
+        flag_id=uuid.uuid4(), observation_id=_observation_id(of), resident=resident,
+        site_id=site_id, icb_code=icb, psc_code=psc, taken_at=taken, reasons=("risk",)),
+        source="/test/scoring")
+
+
+def _observation_id(of: Envelope | None) -> uuid.UUID:
+    return uuid.uuid4() if of is None else uuid.UUID(of.data["observation_id"])
+
+
+def withdrawal(recorded: Envelope, *, reason: str = "entered-in-error",
+               replaced_by: Envelope | None = None) -> Envelope:
+    """ObservationSetWithdrawn for the set of ``recorded`` (an ObservationRecorded), as
+    ingest publishes it: the set's own site, area codes and taken_at."""
+    d = recorded.data
+    return wrap(ObservationSetWithdrawn(
+        **{k: d[k] for k in ("observation_id", "resident", "site_id", "icb_code", "psc_code",
+                             "taken_at", "source_platform")},
+        withdrawn_at=CLOCK, reason=reason,
+        replaced_by=replaced_by and replaced_by.data["observation_id"]), source="/test/ingest")
+
+
+def score_withdrawal(scored: Envelope, flagged: Envelope | None = None, *,
+                     reason: str = "entered-in-error",
+                     replaced_by: Envelope | None = None) -> Envelope:
+    """ScoreWithdrawn for ``scored`` (a ScoreComputed) and the flag it raised, if any,
+    repeating what they published, as scoring does."""
+    d = scored.data
+    return wrap(ScoreWithdrawn(
+        **{k: d[k] for k in ("observation_id", "resident", "site_id", "icb_code", "psc_code",
+                             "taken_at", "status", "total", "risk", "red_score",
+                             "claim_mismatch")},
+        withdrawn_at=CLOCK, reason=reason,
+        replaced_by=replaced_by and replaced_by.data["observation_id"],
+        flag_id=flagged and flagged.data["flag_id"]), source="/test/scoring")
 
 
 def reports_runtime(tmp_path, database_url: str | None = None, *, bus=None, **settings):

@@ -22,15 +22,18 @@ from tests.integration.reports.support import (
     observation,
     reports_runtime,
     score,
+    score_withdrawal,
     site,
     stage,
+    withdrawal,
 )
 
 pytestmark = pytest.mark.integration
 TOPIC = {"SiteRegistered": "adoption.sites", "SiteUpdated": "adoption.sites",
          "SiteClosed": "adoption.sites", "StageChanged": "adoption.stages",
          "ObservationRecorded": "ingest.observations", "ScoreComputed": "scoring.scores",
-         "DeteriorationFlagged": "scoring.scores"}
+         "DeteriorationFlagged": "scoring.scores",
+         "ObservationSetWithdrawn": "ingest.observations", "ScoreWithdrawn": "scoring.scores"}
 T = datetime(2022, 11, 3, 10, 0, tzinfo=UTC)   # in 2022/23 Q3
 EVENTS = [
     site("1-A"), site("1-B"), site("1-C", "QUY"), site("1-D", "QHL"),
@@ -168,6 +171,36 @@ async def test_activity_and_quality(api):
     csv = await api.get("/quality", params={"quarter": "2022/23 Q3", "format": "csv"},
                         headers=dash)
     assert csv.text.splitlines()[0].startswith("quarter,programme,check")
+
+
+async def test_withdrawn_sets_leave_the_activity_json_csv_and_quality(api):
+    """1-D's only set and one of 1-B's two (the high, flagged score) are withdrawn: 1-D
+    drops out of the activity rows and of "observations below stage 4"; 1-B keeps its
+    resident (one set of theirs stands) and the other score's figures."""
+    withdrawals = [withdrawal(EVENTS[10]), withdrawal(EVENTS[8]),
+                   score_withdrawal(EVENTS[11], EVENTS[13])]
+    before = await committed(api.runtime)
+    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in withdrawals])
+    deadline = asyncio.get_running_loop().time() + 10
+    while await committed(api.runtime) < before + len(withdrawals):
+        assert asyncio.get_running_loop().time() < deadline, "events not applied"
+        await asyncio.sleep(0.02)
+    dash = auth(api, Role.DASHBOARD)
+    params = {"quarter": "2022/23 Q3", "level": "site"}
+    rows = {x["code"]: x for x in (await api.get("/activity", params=params,
+                                                 headers=dash)).json()["rows"]}
+    assert set(rows) == {"1-B"}
+    b = rows["1-B"]
+    assert (b["observation_sets"], b["residents_observed"], b["flags"], b["red_scores"],
+            b["claim_mismatches"]) == (1, 1, 0, 0, 1)
+    assert b["complete_news2"] == {"numerator": 0, "denominator": 1, "percent": 0.0}
+    assert b["risk"] == {"low": 0, "low-medium": 0, "medium": 0, "high": 0}
+    csv = (await api.get("/activity", params={**params, "format": "csv"}, headers=dash)).text
+    header, *lines = csv.splitlines()
+    assert [dict(zip(header.split(","), line.split(","), strict=True))["residents_observed"]
+            for line in lines] == ["1"]
+    q = await api.get("/quality", params={"quarter": "2022/23 Q3"}, headers=dash)
+    assert "observations_below_stage4" not in {x["check"] for x in q.json()["rows"]}
 
 
 async def test_psc_scope(sqlite_api):

@@ -61,6 +61,46 @@ async def test_replay_from_the_bus_into_a_fresh_database_equals_the_live_views(t
     await live.db.dispose()
 
 
+async def test_replay_from_the_bus_takes_withdrawn_sets_back_as_the_live_views_do(tmp_path):
+    """``replay_from_bus`` (the rebuild command's path) reads ingest's and scoring's
+    withdrawals with the rest: the replayed activity rows equal the live consumer's, and
+    what was withdrawn is gone from both."""
+    from services.reports.activity import ACT, RES
+    from tests.integration.reports.support import (
+        TOPIC_OF,
+        flag,
+        observation,
+        score,
+        score_withdrawal,
+        withdrawal,
+    )
+
+    taken = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3 (ordinal 8090)
+    kept, wrong = observation("1-A", "p1_x", taken), observation("1-A", "p1_y", taken)
+    scored = score("1-A", "p1_y", taken, total=6, risk="medium", red=True, of=wrong)
+    flagged = flag("1-A", "p1_y", taken, of=wrong)
+    events = [kept, score("1-A", "p1_x", taken, total=1, risk="low", of=kept), wrong, scored,
+              flagged, withdrawal(wrong), score_withdrawal(scored, flagged)]
+    live = reports_runtime(tmp_path)
+    await upgrade(live.db, live.migrations)
+    await deliver(live, events)
+    bus = MemoryBus(partitions=3)
+    await bus.publish([Record(TOPIC_OF[e.type], e.subject, encode(e)) for e in events])
+    fresh = Database(f"sqlite+aiosqlite:///{tmp_path}/fresh.db")
+    await upgrade(fresh, live.migrations)
+    assert await asyncio.wait_for(rebuild.replay_from_bus(bus, fresh, HORIZON), 10) == (7, 0)
+    rows = []
+    for db in (live.db, fresh):
+        async with db.session() as s:
+            rows.append((sorted(tuple(r) for r in (await s.execute(select(ACT))).all()),
+                         sorted(tuple(r) for r in (await s.execute(select(RES))).all())))
+    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch
+    assert rows[0] == rows[1] == ([("1-A", 8090, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0)],
+                                  [("1-A", 8090, "p1_x", 1), ("1-A", 8090, "p1_y", 0)])
+    await fresh.dispose()
+    await live.db.dispose()
+
+
 async def test_replay_from_the_bus_ends_under_live_traffic(tmp_path):
     """The replay reads up to where the topics ended when it started; events published
     meanwhile (never a quiet moment) do not keep it going."""

@@ -171,4 +171,5 @@ async def test_activity_counters_do_not_depend_on_batching(tmp_path):
     assert act == [("1-A", q3, "QJK", "SW", 2, 2, 1, 0, 0, 0, 1, 0, 1, 1),
                    ("1-A", q4, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0),
                    ("1-D", q3, "QHL", "WM", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
-    assert res == [("1-A", q3, "p1_x"), ("1-A", q4, "p1_y"), ("1-D", q3, "p1_z")]
+    #  site, qn, resident, standing sets (p1_x: two sets recorded in Q3)
+    assert res == [("1-A", q3, "p1_x", 2), ("1-A", q4, "p1_y", 1), ("1-D", q3, "p1_z", 1)]
