@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -137,3 +138,48 @@ async def test_health_ready_metrics(client):
 async def test_unknown_route_is_problem_json(client):
     r = await client.get("/nowhere")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_withdrawn_reading_takes_back_its_score_flag_and_counts(client):
+    """Across all four services: a reading entered in error, once withdrawn, no longer
+    counts anywhere - not in scoring's open flags, not in reports' activity."""
+    assert (await client.post("/adoption/sites", json=HOME,
+                              headers=bearer(Role.ADMIN))).status_code == 201
+    site = HOME["site_id"]
+    platform = bearer(Role.PLATFORM, sites=[site])
+    clinician = bearer(Role.CLINICIAN, sites=[site])
+    # respiration 25 scores 3 (a red score), the rest 0: NEWS2 3, low-medium, flagged
+    reading = {"nhs_number": "9434765919", "site_id": site,
+               "taken_at": (datetime.now(UTC) - timedelta(minutes=3)).isoformat(),
+               "respiration_rate": 25, "spo2": 96, "on_oxygen": False, "systolic_bp": 120,
+               "pulse": 80, "consciousness": "A", "temperature": "37.0"}
+
+    async def posted():
+        got = await client.post("/ingest/observation-sets", json=reading, headers=platform)
+        return got if got.status_code == 201 else None
+    set_id = (await eventually(posted)).json()["id"]
+
+    async def counts() -> tuple:
+        got = await client.get("/reports/activity?level=site", headers=bearer(Role.DASHBOARD))
+        rows = [r for r in got.json()["rows"] if r["code"] == site]
+        if not rows:   # a site shows no activity row when nothing it recorded stands
+            return (0, 0, 0, 0, 0, 0, 0)
+        r = rows[-1]
+        return (r["observation_sets"], r["residents_observed"], r["complete_news2"]["denominator"],
+                r["complete_news2"]["numerator"], r["risk"]["low-medium"], r["red_scores"],
+                r["flags"])
+
+    async def open_flags() -> list:
+        return (await client.get(f"/scoring/sites/{site}/flags", headers=clinician)).json()
+
+    assert await eventually(lambda: _equal(counts, (1, 1, 1, 1, 1, 1, 1)))
+    assert len(await open_flags()) == 1
+
+    r = await client.delete(f"/ingest/observation-sets/{set_id}", headers=platform)
+    assert r.status_code == 200 and r.json()["withdrawal_reason"] == "entered-in-error"
+    assert await eventually(lambda: _equal(counts, (0, 0, 0, 0, 0, 0, 0)))
+    assert await open_flags() == []
+
+
+async def _equal(probe, expected) -> bool:
+    return await probe() == expected
