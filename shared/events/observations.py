@@ -23,9 +23,10 @@ from shared.events import topics
 from shared.events.envelope import Event
 
 
-class ObservationRecorded(Event):
-    TYPE: ClassVar[str] = "ObservationRecorded"
-    TOPIC: ClassVar[str] = topics.OBSERVATIONS
+class SetEvent(Event):
+    """A fact about one resident's observation set: which set, whose, where and when it was
+    taken. Keyed by resident, so all of a resident's set events share one partition."""
+
     KEY_FIELD: ClassVar[str] = "resident"
 
     observation_id: uuid.UUID
@@ -34,6 +35,12 @@ class ObservationRecorded(Event):
     icb_code: str
     psc_code: str
     taken_at: datetime
+
+
+class ObservationRecorded(SetEvent):
+    TYPE: ClassVar[str] = "ObservationRecorded"
+    TOPIC: ClassVar[str] = topics.OBSERVATIONS
+
     received_at: datetime
     source_platform: str
     platform_set_id: str | None = None
@@ -53,27 +60,24 @@ class ObservationRecorded(Event):
 WithdrawalReason = Literal["entered-in-error", "amended", "corrected"]
 
 
-class ObservationSetWithdrawn(Event):
+class SetWithdrawal(SetEvent):
+    """A set, or what was derived from it, no longer stands: when, why, and the set recorded
+    in its place (``amended`` / ``corrected``; None when it was entered in error)."""
+
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    replaced_by: uuid.UUID | None = None
+
+
+class ObservationSetWithdrawn(SetWithdrawal):
     """A recorded set no longer stands: what it counted must be taken back.
 
     Published at most once per set (ingest marks the set withdrawn in the same transaction),
-    after its ``ObservationRecorded`` on the same partition (same resident key). Carries the
-    set's site, area codes and ``taken_at`` as recorded, so a consumer can undo its effect
-    without a lookup. ``replaced_by``: the set recorded in its place (``amended`` /
-    ``corrected``); None when it was entered in error.
+    after its ``ObservationRecorded`` on the same partition. Carries the set's site, area
+    codes and ``taken_at`` as recorded, so a consumer can undo its effect without a lookup.
     """
 
     TYPE: ClassVar[str] = "ObservationSetWithdrawn"
     TOPIC: ClassVar[str] = topics.OBSERVATIONS
-    KEY_FIELD: ClassVar[str] = "resident"
 
-    observation_id: uuid.UUID
-    resident: str
-    site_id: str
-    icb_code: str
-    psc_code: str
-    taken_at: datetime
     source_platform: str
-    withdrawn_at: datetime
-    reason: WithdrawalReason
-    replaced_by: uuid.UUID | None = None

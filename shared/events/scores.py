@@ -8,10 +8,10 @@ from typing import ClassVar, Literal
 
 from shared.events import topics
 from shared.events.envelope import Event
-from shared.events.observations import WithdrawalReason
+from shared.events.observations import SetEvent, SetWithdrawal
 
 
-class ScoreComputed(Event):
+class ScoreComputed(SetEvent):
     """NEWS2 for one observation set, published for every observation scoring receives.
 
     ``total`` is None when a parameter is missing. ``status`` "rejected": scoring refused to
@@ -22,15 +22,8 @@ class ScoreComputed(Event):
 
     TYPE: ClassVar[str] = "ScoreComputed"
     TOPIC: ClassVar[str] = topics.SCORES
-    KEY_FIELD: ClassVar[str] = "resident"
     VERSION: ClassVar[int] = 2
 
-    observation_id: uuid.UUID
-    resident: str
-    site_id: str
-    icb_code: str
-    psc_code: str
-    taken_at: datetime
     scale: int | None
     sub_scores: dict[str, int]
     missing: tuple[str, ...] = ()
@@ -64,7 +57,7 @@ class DeteriorationFlagged(Event):
     risk: str | None = None
 
 
-class ScoreWithdrawn(Event):
+class ScoreWithdrawn(SetWithdrawal):
     """The score of a withdrawn observation set (``ObservationSetWithdrawn``) no longer counts.
 
     Published once per withdrawn set that scoring had stored, after that set's
@@ -76,17 +69,7 @@ class ScoreWithdrawn(Event):
 
     TYPE: ClassVar[str] = "ScoreWithdrawn"
     TOPIC: ClassVar[str] = topics.SCORES
-    KEY_FIELD: ClassVar[str] = "resident"
 
-    observation_id: uuid.UUID
-    resident: str
-    site_id: str
-    icb_code: str
-    psc_code: str
-    taken_at: datetime
-    withdrawn_at: datetime
-    reason: WithdrawalReason
-    replaced_by: uuid.UUID | None = None
     status: Literal["scored", "rejected"]
     total: int | None = None
     risk: str | None = None
