@@ -210,17 +210,22 @@ def test_incremental_equals_rebuild_sqlite(sqlite_template, events, seed):
     asyncio.run(check(sqlite_urls(sqlite_template), events, seed))
 
 
-def test_incremental_equals_rebuild_postgres(postgres):
+def postgres_urls(postgres):  # noqa: ANN001, ANN201 - the fixture, and a URL factory
+    """A fresh PostgreSQL database per example, each a copy of one migrated template."""
     template_url = postgres.create_database()
     asyncio.run(_migrate(template_url))
     template = template_url.rsplit("/", 1)[1]
+    return lambda _tmp, _name: postgres.create_database(template=template)
+
+
+def test_incremental_equals_rebuild_postgres(postgres):
+    urls = postgres_urls(postgres)
 
     @settings(max_examples=6, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(events=histories(), seed=st.integers(0, 2**16))
     def run(events, seed):
-        asyncio.run(check(lambda _tmp, _name: postgres.create_database(template=template),
-                          events, seed))
+        asyncio.run(check(urls, events, seed))
 
     run()
 
@@ -416,15 +421,12 @@ def test_activity_with_withdrawals_incremental_equals_rebuild_sqlite(sqlite_temp
 
 
 def test_activity_with_withdrawals_incremental_equals_rebuild_postgres(postgres):
-    template_url = postgres.create_database()
-    asyncio.run(_migrate(template_url))
-    template = template_url.rsplit("/", 1)[1]
+    urls = postgres_urls(postgres)
 
     @settings(max_examples=6, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(sets=st.lists(observation_sets(), max_size=8), seed=st.integers(0, 2**16))
     def run(sets, seed):
-        asyncio.run(check_activity(
-            lambda _tmp, _name: postgres.create_database(template=template), sets, seed))
+        asyncio.run(check_activity(urls, sets, seed))
 
     run()
