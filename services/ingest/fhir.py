@@ -10,11 +10,13 @@ A set's ``platform_set_id`` is derived from its Observations' identifiers (or id
 retried Bundle is recognised as a duplicate even without an Idempotency-Key; a set with an
 Observation that has neither gets none, and only the Idempotency-Key protects it.
 
-An ``amended`` or ``corrected`` Observation says it replaces a reading sent before. A set
-with one is an ``AmendingSetIn``: it replaces the set its platform recorded for that resident
-at that time (``observations.record_sets`` says how), or is recorded like any other when
-nothing is. An ``entered-in-error`` Observation records nothing; its entry says how a
-recorded set is withdrawn.
+An ``amended`` or ``corrected`` Observation says it replaces a reading sent before; an
+``entered-in-error`` one says a reading sent before was wrong. A set with either is an
+``AmendingSetIn``: it replaces the set its platform recorded for that resident at that time
+(``observations.record_sets`` says how) - the amended values over the recorded ones, without
+the parameters entered in error (``withdraws``; their values are never read as readings), or
+no set at all when none is left. An amendment with nothing recorded at that time is recorded
+like any set; a reading entered in error with nothing recorded withdraws nothing (a warning).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class Group:
     ats: list[str] = field(default_factory=list)  # each Observation's path, in entry order
     keys: list[str | None] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
-    amends: dict[str, str] = field(default_factory=dict)  # status path -> amended/corrected
+    amends: dict[str, str] = field(default_factory=dict)  # status path -> its status
+    withdraws: list[str] = field(default_factory=list)  # parameters entered in error
 
     @property
     def paths(self) -> dict[str, list[str]]:
@@ -108,14 +111,14 @@ def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
         mapped.errors[index] = [Problem(_path(at, err["loc"]), err["msg"])
                                 for err in exc.errors(include_url=False)]
         return None
-    if obs.status not in codes.SCORED_STATUSES:
-        never = "is never scored" if obs.status in codes.NEVER_SCORED else "is not final"
-        withdraw = ("; a set already recorded is withdrawn with DELETE "
-                    "/observation-sets/{id}" if obs.status == "entered-in-error" else "")
-        mapped.notes[index] = [Problem(f"{at}.status", f"status {obs.status} {never}; only "
-                                       f"final, amended or corrected are recorded{withdraw}")]
-        return None
     reading = read_values(obs, at)
+    if obs.status == codes.ENTERED_IN_ERROR:
+        reading = _in_error(reading, at)
+    elif obs.status not in codes.SCORED_STATUSES:
+        never = "is never scored" if obs.status in codes.NEVER_SCORED else "is not final"
+        mapped.notes[index] = [Problem(f"{at}.status", f"status {obs.status} {never}; "
+                                       "only final, amended or corrected are recorded")]
+        return None
     resident, who = _resident(obs, at, src)
     site, where = _site(obs, at, src)
     when, bad_time = taken_at(obs, at)
@@ -126,6 +129,18 @@ def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
     if not reading.values:
         return None
     return (*resident, site, when), obs, (reading, at)
+
+
+def _in_error(reading: Any, at: str) -> Any:
+    """An entered-in-error Observation's reading: which parameters it withdraws (its value,
+    wrong by definition, is neither read nor checked)."""
+    kinds = sorted(codes.STORED_AS.get(k, k) for k in reading.values if k in codes.WITHDRAWABLE)
+    reading.errors = []
+    reading.values = {codes.WITHDRAWN: (kinds, f"{at}.status")} if kinds else {}
+    if not kinds:
+        reading.notes = [Problem(f"{at}.status", "entered-in-error, but it names no NEWS2 "
+                                 "parameter this service records; nothing was withdrawn")]
+    return reading
 
 
 def _path(at: str, loc: tuple[Any, ...]) -> str:
@@ -139,10 +154,13 @@ def _merge(group: Group, index: int, obs: Observation, found: Any) -> None:
     reading, at = found
     group.entries.append(index)
     group.keys.append(_obs_key(obs))
-    if obs.status in codes.AMENDING_STATUSES:
+    if obs.status in codes.AMENDING_STATUSES or obs.status == codes.ENTERED_IN_ERROR:
         group.amends[f"{at}.status"] = obs.status
     fields, value_paths = group.fields, group.value_paths
     for name, (value, path) in reading.values.items():
+        if name == codes.WITHDRAWN:
+            group.withdraws += value
+            continue
         if name in fields and fields[name] != value:
             group.errors.append({"field": name, "value": str(value), "expression": [path],
                                  "reason": f"conflicts with {fields[name]} given by "
@@ -234,8 +252,11 @@ def to_set(group: Group) -> ObservationSetIn | Rejected:
         return Rejected(422, group.errors)
     try:
         if group.amends:
-            return _AMENDING.validate_python(
-                {**group.fields, "amends": next(iter(group.amends.values()))})
+            statuses = set(group.amends.values())
+            status = (codes.ENTERED_IN_ERROR if codes.ENTERED_IN_ERROR in statuses
+                      else next(iter(group.amends.values())))
+            return _AMENDING.validate_python({**group.fields, "amends": status,
+                                              "withdraws": sorted(set(group.withdraws))})
         return _SET.validate_python(group.fields)
     except ValidationError as exc:
         return Rejected(422, [{"field": ".".join(map(str, e["loc"])), "reason": e["msg"],

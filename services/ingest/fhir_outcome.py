@@ -98,8 +98,9 @@ def problem_issue(p: Problem, severity: str = "error", code: str = "invalid") ->
     return issue(severity, code, text, [p.expression])
 
 
-def set_issues(group: Group, result: Outcome) -> list[dict[str, Any]]:
-    """A rejected set's errors, each pointed at the elements its field came from."""
+def set_issues(group: Group, result: Outcome, severity: str = "error") -> list[dict[str, Any]]:
+    """A rejected set's errors (an unmatched one's warnings), each pointed at the elements
+    its field came from."""
     out = []
     for err in result.errors or []:
         name = str(err.get("field", "body")).split(".")[0]
@@ -107,7 +108,8 @@ def set_issues(group: Group, result: Outcome) -> list[dict[str, Any]]:
             sorted({p for ps in group.paths.values() for p in ps})
         value = err.get("value")
         text = f"{name}: {err['reason']}" + ("" if value is None else f" (got {value})")
-        out.append(issue("error", ISSUE_CODE.get(result.status, "invalid"), text, paths))
+        code = ISSUE_CODE.get(result.status, "invalid") if severity == "error" else "not-found"
+        out.append(issue(severity, code, text, paths))
     return out
 
 
@@ -124,6 +126,8 @@ def single(mapped: Mapped, outcomes: list[Outcome]) -> tuple[int, Any]:
     (result,) = outcomes
     if result.kind == "rejected":
         raise Failure(result.status, set_issues(mapped.groups[0], result))
+    if result.kind == "unmatched":
+        return 200, outcome(set_issues(mapped.groups[0], result, "warning") + notes)
     text = f"{result.kind}: observation set {result.id}"
     body = outcome([issue("information", "informational", text, [])] + notes)
     return result.status, {**body, "_location": f"observation-sets/{result.id}"}
@@ -159,6 +163,8 @@ def _grouped(group: Group, result: Outcome, notes: list[Problem], location: str
     warnings = [problem_issue(p, "warning", "informational") for p in notes]
     if result.kind == "rejected":
         return _entry(result.status, set_issues(group, result) + warnings)
+    if result.kind == "unmatched":
+        return _entry(200, set_issues(group, result, "warning") + warnings)
     entry = _entry(result.status, warnings or None)
     entry["response"]["location"] = location
     return entry

@@ -16,13 +16,22 @@ Invariants
   ``ObservationSetWithdrawn`` event, so consumers take back what it counted.
 - A row that amends an earlier reading (``validation.AMENDS``, from FHIR ``amended`` /
   ``corrected``) *replaces* the standing set of the same resident at the same time that its
-  own platform recorded (``_amendments``): it is stored as a new set holding the earlier
-  set's values with the amended ones over them, and the earlier set is withdrawn with
-  ``replaced_by`` naming the new one - so the resident is never counted twice for one time.
-  Its ``content_hash`` is that of the amendment as sent, so a retry is a duplicate (with its
-  key, as above; without one, because the standing set then carries the same hash). Refused
+  own platform recorded (``_replaced``: the one under the row's own key - the same
+  Observation sent again with a new status - else its only one there): it is stored as a
+  new set holding the earlier set's values with the amended ones over them, and the earlier
+  set is withdrawn with ``replaced_by`` naming the new one - so the resident is never
+  counted twice for one time. The new set's key is the row's with ``~`` and a digest of its
+  content appended (the earlier version may hold the row's key). Its ``content_hash`` is
+  that of the amendment as sent, so a retry is a duplicate of the standing set. Refused
   with 409 naming ``status``: a set recorded by another platform at that time, or several
   of its own. With nothing standing at that time it is recorded like any set.
+- Parameters entered in error (``validation.WITHDRAWS``, from FHIR ``entered-in-error``)
+  are left out of the replacing set. If no reading is left, nothing is recorded: the
+  standing set is only withdrawn (outcome ``withdrawn``). A row that only withdraws, with
+  nothing of its platform's standing at that time, is ``withdrawn`` again if its platform's
+  set there was withdrawn already (a retry), else ``unmatched`` (200, a warning: nothing to
+  withdraw); one naming a parameter the standing set does not record is refused with 409.
+  Such a row is never stored.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.ingest.events import SOURCE, encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
-from services.ingest.validation import AMENDS
+from services.ingest.validation import AMENDS, WITHDRAWS
 from shared.dialect import aware, driver_connection, insert_rows
 from shared.events.observations import ObservationSetWithdrawn
 from shared.outbox import add_encoded, add_events, insert_with_events, utcnow
@@ -55,7 +64,7 @@ def dialect_of(session: AsyncSession | AsyncConnection) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    kind: Literal["accepted", "duplicate", "rejected"]
+    kind: Literal["accepted", "duplicate", "rejected", "withdrawn", "unmatched"]
     id: uuid.UUID | None
     status: int
     errors: list[dict[str, Any]] | None = None
@@ -66,7 +75,7 @@ async def record_sets(session: AsyncSession | AsyncConnection, rows: list[dict[s
     """Insert prepared rows (caller commits); one outcome per row, in order."""
     if not rows:
         return []
-    settled, replacing = await _amendments(session, rows)
+    settled, replacing = await _amendments(session, rows, received_at)
     todo = [row for row in rows if id(row) not in settled] if settled else rows
     for row in todo:
         row["id"] = uuid.uuid4()
@@ -113,58 +122,99 @@ async def withdraw(session: AsyncSession | AsyncConnection, set_id: uuid.UUID, *
     return dict(row)
 
 
-_MERGED = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
-           "temperature_c", "spo2_scale_claim", "recorder")
+_PARAMETERS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
+               "temperature_c")
+_MERGED = (*_PARAMETERS, "spo2_scale_claim", "recorder")
 
 
-async def _amendments(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]]
+async def _amendments(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]],
+                      received_at: datetime
                       ) -> tuple[dict[int, Outcome], dict[int, tuple[uuid.UUID, str]]]:
     """Resolve the rows amending an earlier reading (see the invariants): (id(row) -> its
-    outcome, for those settled without an insert: refused, or a duplicate of the standing
-    set; id(row) -> (the standing set it replaces, its status), for those merged over that
-    set's values here). Removes the ``AMENDS`` key from every row (it is not a column)."""
-    amending = [(row, status) for row in rows if (status := row.pop(AMENDS, None))]
+    outcome, for those settled without an insert: refused, a duplicate of the standing set,
+    or a withdrawal that left nothing to record; id(row) -> (the standing set it replaces, its
+    status), for those merged over that set's values here). Removes the ``AMENDS`` and
+    ``WITHDRAWS`` keys from every row (they are not columns)."""
+    amending = [(row, status, row.pop(WITHDRAWS, []))
+                for row in rows if (status := row.pop(AMENDS, None))]
     if not amending:
         return {}, {}
-    query = select(SETS).where(SETS.c.withdrawn_at.is_(None), SETS.c.resident.in_(
-        sorted({row["resident"] for row, _ in amending})))
-    standing: dict[tuple[str, datetime], list[Any]] = {}
+    query = select(SETS).where(
+        SETS.c.resident.in_(sorted({row["resident"] for row, _, _ in amending})),
+        SETS.c.taken_at.in_(sorted({row["taken_at"] for row, _, _ in amending})))
+    recorded: dict[tuple[str, datetime], list[Any]] = {}
     for found in (await session.execute(query)).mappings().all():
-        standing.setdefault((found["resident"], aware(found["taken_at"])), []).append(found)
+        recorded.setdefault((found["resident"], aware(found["taken_at"])), []).append(found)
     settled: dict[int, Outcome] = {}
     replacing: dict[int, tuple[uuid.UUID, str]] = {}
-    for row, status in amending:
-        there = standing.get((row["resident"], aware(row["taken_at"])), [])
-        if not there or any(_same_key(found, row) for found in there):
-            continue   # recorded as any set: new, or a duplicate / conflict under its key
-        own = [found for found in there if found["source_platform"] == row["source_platform"]]
-        if len(own) != 1:
-            settled[id(row)] = _refused(status, there[0]["id"], (
-                "by another platform; only the platform that recorded a reading can amend it"
-                if not own else "with other sets of yours, so which one it replaces is "
-                "ambiguous; withdraw the ones entered in error first"))
-        elif own[0]["content_hash"] == row["content_hash"]:
-            settled[id(row)] = Outcome("duplicate", own[0]["id"], 200)
+    for row, status, withdraws in amending:
+        there = recorded.get((row["resident"], aware(row["taken_at"])), [])
+        standing = [found for found in there if found["withdrawn_at"] is None]
+        if not standing:
+            if withdraws and not _readings(row):
+                settled[id(row)] = _nothing_to_withdraw(row, status, there)
+            continue   # an amendment: recorded as any set
+        target = _replaced(standing, row)
+        if target is None:
+            own = any(found["source_platform"] == row["source_platform"] for found in standing)
+            settled[id(row)] = _refused(status, standing[0]["id"], (
+                "with other sets of yours, so which one it replaces is ambiguous; withdraw "
+                "the ones entered in error first" if own else "by another platform; only the "
+                "platform that recorded a reading can amend it"))
+        elif target["content_hash"] == row["content_hash"]:
+            settled[id(row)] = Outcome("duplicate", target["id"], 200)
+        elif withdraws and not any(target[name] is not None for name in withdraws):
+            settled[id(row)] = _refused(status, target["id"], "without " + " or ".join(
+                withdraws) + ", so there is nothing entered in error to withdraw")
         else:
-            _merge(row, own[0])
-            replacing[id(row)] = (own[0]["id"], status)
+            _merge(row, target, withdraws)
+            if _readings(row):
+                if row["platform_set_id"] is not None:   # an earlier version may hold it
+                    row["platform_set_id"] += "~" + row["content_hash"][:16]
+                replacing[id(row)] = (target["id"], status)
+            elif await withdraw(session, target["id"], reason=status, at=received_at):
+                settled[id(row)] = Outcome("withdrawn", target["id"], 200)
+            else:
+                settled[id(row)] = _refused(status, target["id"], "and withdrawn meanwhile")
     return settled, replacing
 
 
-def _same_key(found: Any, row: dict[str, Any]) -> bool:
-    return (row["platform_set_id"] is not None
-            and (found["source_platform"], found["platform_set_id"])
-            == (row["source_platform"], row["platform_set_id"]))
+def _replaced(standing: list[Any], row: dict[str, Any]) -> Any:
+    """The standing set an amending row replaces: its platform's set under the row's own key
+    (the same Observation sent again with a new status), else its platform's only set at
+    that time; None when its platform has none there, or several."""
+    own = [found for found in standing if found["source_platform"] == row["source_platform"]]
+    same = [found for found in own if row["platform_set_id"] is not None
+            and found["platform_set_id"] == row["platform_set_id"]]
+    return same[0] if same else own[0] if len(own) == 1 else None
 
 
-def _merge(row: dict[str, Any], earlier: Any) -> None:
+def _readings(row: dict[str, Any]) -> bool:
+    """Whether a row holds any reading (a parameter or a soft sign)."""
+    return bool(row["soft_signs"]) or any(row[name] is not None for name in _PARAMETERS)
+
+
+def _merge(row: dict[str, Any], earlier: Any, withdraws: list[str]) -> None:
     """The amended values over the earlier set's: a parameter the amendment leaves out keeps
-    its recorded value. Soft signs likewise, as a whole. The client's NEWS2 claim is the
-    amendment's only: the earlier claim described the earlier values."""
+    its recorded value, unless it was entered in error (``withdraws``). Soft signs likewise,
+    as a whole. The client's NEWS2 claim is the amendment's only: the earlier claim
+    described the earlier values."""
     for name in _MERGED:
-        if row[name] is None:
+        if row[name] is None and name not in withdraws:
             row[name] = earlier[name]
     row["soft_signs"] = row["soft_signs"] or earlier["soft_signs"]
+
+
+def _nothing_to_withdraw(row: dict[str, Any], status: str, there: list[Any]) -> Outcome:
+    """A row that only withdraws parameters, with no set of its resident at its time
+    standing: its platform's set there was withdrawn already (a retry), or never recorded."""
+    gone = [found for found in there if found["source_platform"] == row["source_platform"]]
+    if gone:
+        return Outcome("withdrawn", gone[-1]["id"], 200)
+    return Outcome("unmatched", None, 200, [{
+        "field": "status", "value": status,
+        "reason": "no reading of this resident at this time is recorded from this platform; "
+                  "nothing was withdrawn or stored"}])
 
 
 def _refused(status: str, earlier: uuid.UUID, why: str) -> Outcome:

@@ -73,7 +73,10 @@ class AmendingSetIn(ObservationSetIn):
     how). Not a native API model: the native routes refuse the ``amends`` field as
     unknown; a native set entered in error is withdrawn instead."""
 
-    amends: Literal["amended", "corrected"]
+    amends: Literal["amended", "corrected", "entered-in-error"]
+    withdraws: list[Literal["respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse",
+                            "consciousness", "temperature_c"]] = Field(
+        default_factory=list, description="parameters of the recorded set entered in error")
 
 
 class BatchIn(BaseModel):

@@ -27,6 +27,7 @@ from shared.auth import Principal, Role
 
 WITHHELD = "(withheld)"
 AMENDS = "amends"   # row key: the set amends an earlier reading (``AmendingSetIn``)
+WITHDRAWS = "withdraws"   # row key: the parameters of that reading entered in error
 _CONTENT_TAG = b"mandet/set-content/v1\x00"
 _DECIMALS = ("respiration_rate", "spo2", "systolic_bp", "pulse", "temperature_c")
 
@@ -61,7 +62,9 @@ def prepare(item: ObservationSetIn, ctx: Context) -> dict[str, Any]:
     resident, errors = _resident(item.nhs_number, item.local_id, platform, ctx.key)
     values = _values(item)
     errors += rules.check_values(values) + rules.check_soft_signs(tuple(item.soft_signs))
-    errors += rules.check_not_empty(values, tuple(item.soft_signs))
+    withdraws = item.withdraws if isinstance(item, AmendingSetIn) else []
+    if not withdraws:   # a set that only withdraws parameters of a recorded one carries none
+        errors += rules.check_not_empty(values, tuple(item.soft_signs))
     errors += rules.check_taken_at(item.taken_at, ctx.now,
                                    max_future_minutes=ctx.max_future_minutes,
                                    max_age_days=ctx.max_age_days)
@@ -74,9 +77,9 @@ def prepare(item: ObservationSetIn, ctx: Context) -> dict[str, Any]:
            "platform_set_id": item.platform_set_id, "spo2_scale_claim": item.spo2_scale_claim,
            "soft_signs": " ".join(dict.fromkeys(item.soft_signs)),
            "client_news2_total": item.client_news2_total, "recorder": item.recorder}
-    row["content_hash"] = content_hash(row, ctx.key)
-    if isinstance(item, AmendingSetIn):
-        row[AMENDS] = item.amends   # read and removed by record_sets; never stored
+    row["content_hash"] = content_hash(row, ctx.key, withdraws)
+    if isinstance(item, AmendingSetIn):   # read and removed by record_sets; never stored
+        row[AMENDS], row[WITHDRAWS] = item.amends, withdraws
     return row
 
 
@@ -151,11 +154,14 @@ def decimal_text(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-def content_hash(row: dict[str, Any], key: bytes) -> str:
-    """Keyed MAC of the normalised content (the resident appears only as its pseudonym)."""
+def content_hash(row: dict[str, Any], key: bytes, withdraws: list[str] | None = None) -> str:
+    """Keyed MAC of the normalised content (the resident appears only as its pseudonym), and
+    of the parameters it withdraws from a recorded set, if any."""
     taken = row["taken_at"].astimezone(UTC).isoformat()  # the one datetime field
     doc = "\x1f".join([f"{name}={taken if name == 'taken_at' else row[name]}"
                         for name in _CONTENT_FIELDS])
+    if withdraws:
+        doc += f"\x1fwithdraws={' '.join(withdraws)}"
     mac = keyed(key, _CONTENT_TAG).copy()
     mac.update(doc.encode())
     return mac.hexdigest()[:32]

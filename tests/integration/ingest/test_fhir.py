@@ -143,10 +143,12 @@ async def test_entries_report_what_was_ignored_or_wrong(ingest):
     assert issue["expression"] == ["Bundle.entry[1].resource.status"]
     issue = entries[2]["outcome"]["issue"][0]
     assert issue["expression"] == ["Bundle.entry[2].resource.valueQuantity.code"]
-    assert "DELETE" not in entries[1]["outcome"]["issue"][0]["diagnostics"]   # cancelled
-    assert entries[5]["outcome"]["issue"][0]["diagnostics"] == (
-        "status entered-in-error is never scored; only final, amended or corrected "
-        "are recorded; a set already recorded is withdrawn with DELETE /observation-sets/{id}")
+    issue = entries[5]["outcome"]["issue"][0]   # entered in error, with nothing recorded
+    assert (issue["severity"], issue["expression"]) == (
+        "warning", ["Bundle.entry[5].resource.status"])
+    assert issue["diagnostics"] == (
+        "status: no reading of this resident at this time is recorded from this platform; "
+        "nothing was withdrawn or stored (got entered-in-error)")
     assert len(await ingest.outbox()) == 1  # only the 10:00 pulse
 
 
@@ -261,6 +263,24 @@ async def test_amended_reading_replaces_the_recorded_set(ingest):
             events[4]["data"]["replaced_by"]) == (b, "corrected", c)
 
 
+async def test_the_same_observation_sent_again_as_amended_replaces_its_set(ingest):
+    pulse = {**obs(("S", "364075005"), **qty(88, "{beats}/min")),
+             "identifier": [{"system": "https://carehq.example/obs", "value": "p-1"}]}
+    a = set_id_of(await ingest.client.post("/fhir/Observation", json=pulse, headers=PLATFORM))
+    amended = {**pulse, "status": "amended", **qty(91, "{beats}/min")}
+    r = await ingest.client.post("/fhir/Observation", json=amended, headers=PLATFORM)
+    assert r.status_code == 201, r.text
+    b = set_id_of(r)
+    again = await ingest.client.post("/fhir/Observation", json=amended, headers=PLATFORM)
+    assert (again.status_code, set_id_of(again)) == (200, b)
+    new = (await ingest.client.get(f"/observation-sets/{b}", headers=PLATFORM)).json()
+    old = (await ingest.client.get(f"/observation-sets/{a}", headers=PLATFORM)).json()
+    assert (new["pulse"], old["pulse"], old["replaced_by"]) == ("91", "88", b)
+    assert new["platform_set_id"].startswith(old["platform_set_id"] + "~")
+    assert [e["type"] for e in await ingest.outbox()] == [
+        "ObservationRecorded", "ObservationRecorded", "ObservationSetWithdrawn"]
+
+
 async def test_amendment_without_identifiers_retried_is_a_duplicate(ingest):
     await ingest.client.post("/fhir", json=bundle(*full_set()), headers=PLATFORM)
     rr = {**full_set()[0], "status": "amended", **qty(24, "{Breaths}/min")}
@@ -298,6 +318,72 @@ async def test_amending_another_platforms_reading_is_refused_naming_status(inges
     events = await ingest.outbox()
     assert [(e["type"], e["data"]["respiration_rate"]) for e in events] == [
         ("ObservationRecorded", "19"), ("ObservationRecorded", None)]
+
+
+async def test_a_reading_entered_in_error_is_left_out_of_the_replacing_set(ingest):
+    first = await ingest.client.post("/fhir", json=bundle(*identified(full_set())),
+                                     headers=PLATFORM)
+    a = set_id_of(first)
+    wrong_spo2 = {**identified(full_set())[1], "status": "entered-in-error"}
+    r = await ingest.client.post("/fhir/Observation", json=wrong_spo2, headers=PLATFORM)
+    assert r.status_code == 201, r.text
+    b = set_id_of(r)
+    new = (await ingest.client.get(f"/observation-sets/{b}", headers=PLATFORM)).json()
+    assert (new["respiration_rate"], new["spo2"], new["on_oxygen"], new["systolic_bp"],
+            new["pulse"], new["consciousness"], new["temperature_c"]) == (
+        "19", None, False, "107", "88", "A", "37.5")
+    old = (await ingest.client.get(f"/observation-sets/{a}", headers=PLATFORM)).json()
+    assert (old["withdrawal_reason"], old["replaced_by"], old["spo2"]) == (
+        "entered-in-error", b, "96")
+    assert [(e["type"], e["data"]["observation_id"]) for e in await ingest.outbox()] == [
+        ("ObservationRecorded", a), ("ObservationRecorded", b), ("ObservationSetWithdrawn", a)]
+    again = await ingest.client.post("/fhir/Observation", json=wrong_spo2, headers=PLATFORM)
+    assert (again.status_code, set_id_of(again)) == (200, b)   # a retry: the same set
+    assert len(await ingest.outbox()) == 3
+
+
+async def test_a_reading_entered_in_error_with_its_correction_replaces_it(ingest):
+    first = await ingest.client.post("/fhir", json=bundle(*identified(full_set())),
+                                     headers=PLATFORM)
+    wrong = {**identified(full_set())[1], "status": "entered-in-error"}
+    right = {**obs(("S", "431314004"), **qty(93, "%")),
+             "identifier": [{"system": "https://carehq.example/obs", "value": "o-1b"}]}
+    r = await ingest.client.post("/fhir", json=bundle(wrong, right), headers=PLATFORM)
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["201 Created"] * 2
+    new = (await ingest.client.get(f"/observation-sets/{set_id_of(r)}",
+                                   headers=PLATFORM)).json()
+    assert (new["spo2"], new["respiration_rate"]) == ("93", "19")
+    old = (await ingest.client.get(f"/observation-sets/{set_id_of(first)}",
+                                   headers=PLATFORM)).json()
+    assert old["withdrawal_reason"] == "entered-in-error"
+
+
+async def test_the_only_reading_entered_in_error_withdraws_the_set(ingest):
+    pulse = {**obs(("S", "364075005"), **qty(88, "{beats}/min")),
+             "identifier": [{"system": "https://carehq.example/obs", "value": "p-1"}]}
+    a = set_id_of(await ingest.client.post("/fhir/Observation", json=pulse, headers=PLATFORM))
+    wrong = {**pulse, "status": "entered-in-error"}
+    for _ in range(2):   # the second is a retry: the same answer, nothing more published
+        r = await ingest.client.post("/fhir/Observation", json=wrong, headers=PLATFORM)
+        assert r.status_code == 200, r.text
+        assert r.headers["location"] == f"observation-sets/{a}"
+        assert r.json()["issue"][0]["diagnostics"] == f"withdrawn: observation set {a}"
+    events = await ingest.outbox()
+    assert [(e["type"], e["data"]["observation_id"]) for e in events] == [
+        ("ObservationRecorded", a), ("ObservationSetWithdrawn", a)]
+    assert (events[1]["data"]["reason"], events[1]["data"]["replaced_by"]) == (
+        "entered-in-error", None)
+    # A parameter the recorded set does not hold cannot be entered in error.
+    b = set_id_of(await ingest.client.post("/fhir/Observation", json=pulse | {
+        "identifier": [{"system": "https://carehq.example/obs", "value": "p-2"}],
+        "effectiveDateTime": "2026-11-22T11:45:00+00:00"}, headers=PLATFORM))
+    spo2 = {**obs(("S", "431314004"), **qty(96, "%")), "status": "entered-in-error",
+            "effectiveDateTime": "2026-11-22T11:45:00+00:00"}
+    r = await ingest.client.post("/fhir/Observation", json=spo2, headers=PLATFORM)
+    assert r.status_code == 409
+    assert r.json()["issue"][0]["diagnostics"].startswith(
+        f"status: amends a reading of set {b}, recorded for this resident at this time without "
+        "spo2, so there is nothing entered in error to withdraw")
 
 
 async def test_amended_reading_with_nothing_recorded_is_recorded_once(ingest):
