@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 
 MODULES = ("pure", "http_baseline", "copy", "relay", "reports", "reports_freshness",
-           "rebuild_bus", "ingest", "news2_endpoint", "freshness")
+           "rebuild_bus", "rebuild_activity", "ingest", "news2_endpoint", "freshness")
 
 
 def load_all() -> None:
