@@ -86,6 +86,14 @@ def router(runtime: Runtime) -> APIRouter:
         async with db.session() as session:
             return await flags.open_flags(session, site_id, by=principal, limit=limit)
 
+    @api.get("/flags/{flag_id}", response_model=FlagOut)
+    async def flag(flag_id: uuid.UUID, *,
+                   principal: Annotated[Principal, Depends(require(*FLAG_HANDLERS))]
+                   ) -> FlagOut:
+        """One flag, open, acknowledged or withdrawn (``withdrawal`` says when and why)."""
+        async with db.session() as session:
+            return await flags.one(session, flag_id, by=principal)
+
     @api.post("/flags/{flag_id}/acknowledge", response_model=FlagOut)
     async def acknowledge(flag_id: uuid.UUID, *,
                           principal: Annotated[Principal, Depends(require(*FLAG_HANDLERS))]

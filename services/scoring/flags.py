@@ -42,13 +42,15 @@ async def open_flags(session: AsyncSession, site_id: str, *, by: Principal,
     return [flag_out(r) for r in rows]
 
 
+async def one(session: AsyncSession, flag_id: uuid.UUID, *, by: Principal) -> FlagOut:
+    """A flag in the caller's scope, whatever its state."""
+    return flag_out(await _in_scope(session, flag_id, by))
+
+
 async def acknowledge(session: AsyncSession, flag_id: uuid.UUID, *, by: Principal) -> FlagOut:
     """Record who acknowledged the flag and when; acknowledging again keeps the first. 409 for
     a withdrawn flag."""
-    row = await _flag(session, flag_id)
-    if row is None:
-        raise Problem(404, "Not Found", f"no flag {flag_id}")
-    by.require_site(row.site_id, row.icb_code, row.psc_code)
+    row = await _in_scope(session, flag_id, by)
     if row.withdrawn_at is not None:
         raise _withdrawn(row)
     if row.acknowledged_at is None:
@@ -57,6 +59,15 @@ async def acknowledge(session: AsyncSession, flag_id: uuid.UUID, *, by: Principa
                               .values(acknowledged_at=utcnow(), acknowledged_by=by.sub))
         row = await _flag(session, flag_id)
     return flag_out(row)
+
+
+async def _in_scope(session: AsyncSession, flag_id: uuid.UUID, by: Principal) -> Row:
+    """The flag (404 if unknown), once the caller's scope is checked (403)."""
+    row = await _flag(session, flag_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"no flag {flag_id}")
+    by.require_site(row.site_id, row.icb_code, row.psc_code)
+    return row
 
 
 async def _flag(session: AsyncSession, flag_id: uuid.UUID) -> Row | None:

@@ -32,6 +32,7 @@ def routes(flag_id: str) -> list[tuple[str, str, dict, set[Role], bool]]:
         ("PUT", scale, {"json": {"scale": 2, "reason": "prescribed"}}, {C, A}, True),
         ("DELETE", scale, {}, {C, A}, True),
         ("GET", f"/sites/{SITE}/flags", {}, {P, C, A}, True),
+        ("GET", f"/flags/{flag_id}", {}, {P, C, A}, True),
         ("POST", f"/flags/{flag_id}/acknowledge", {}, {P, C, A}, True),
         ("POST", "/news2/calculate", {"json": {"pulse": 80}}, set(Role), False),
         ("GET", "/soft-signs", {}, set(Role), False),

@@ -231,3 +231,13 @@ async def test_a_withdrawn_flag_cannot_be_acknowledged(scoring):
                                       "reason": reason, "replaced_by": replaced}
     r = await scoring.client.get(f"/sites/{SITE}/flags", headers=carer)
     assert r.status_code == 200 and r.json() == []
+    # Still readable one by one, withdrawal and acknowledgement shown; in scope only.
+    one = await scoring.client.get(f"/flags/{acked_flag.data['flag_id']}", headers=carer)
+    assert one.status_code == 200, one.text
+    assert (one.json()["acknowledged_by"], one.json()["withdrawal"]) == ("carer-1", {
+        "withdrawn_at": "2024-03-01T13:00:00Z", "reason": "entered-in-error",
+        "replaced_by": None})
+    r = await scoring.client.get(f"/flags/{open_flag.data['flag_id']}", headers=outsider)
+    assert r.status_code == 403
+    r = await scoring.client.get(f"/flags/{uuid.uuid4()}", headers=carer)
+    assert r.status_code == 404
