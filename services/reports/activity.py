@@ -1,9 +1,10 @@
 """Activity by quarter from observation and score events: additive counters per site.
 
-A quarter is the Europe/London quarter of ``taken_at``; area codes come from the events
-themselves (the first seen for a site and quarter). Residents observed are a count of each
-resident's standing sets per (site, quarter, resident pseudonym): a resident counts as
-observed there while that count is > 0 (``activity_queries``).
+A quarter is the Europe/London quarter of ``taken_at``. A row keeps the area codes of the
+first event stored for its site and quarter: the views roll up by the register's codes
+(``activity_queries``) and read these only for a site the register copy does not hold yet.
+Residents observed are a count of each resident's standing sets per (site, quarter, resident
+pseudonym): a resident counts as observed there while that count is > 0.
 
 A withdrawal takes back exactly what the withdrawn event added: ``ObservationSetWithdrawn``
 the set (and one of the resident's standing sets), ``ScoreWithdrawn`` what ``counts_of``

@@ -1,9 +1,13 @@
 """Read side of the activity and data-quality views.
 
 Activity rolls the per-site counters up to ICB, PSC or national at query time (a few thousand
-rows per quarter at most). A resident counts as observed in a site and quarter only while a
-set of theirs there stands (``sets`` > 0; see ``activity``), and a row whose counters and
-residents all net to 0 (everything it counted withdrawn) is left out, as if never recorded.
+rows per quarter at most), by the register's current area codes, as the adoption views do
+(``AREA``): the codes a site's events carried can differ (a site that moved, a stale copy in
+ingest), and which of them a row kept depends on arrival order, so only a site the register
+copy does not hold yet falls back to them. A resident counts as observed in a site and
+quarter only while a set of theirs there stands (``sets`` > 0; see ``activity``), and a row
+whose counters and residents all net to 0 (everything it counted withdrawn) is left out, as if
+never recorded.
 Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
 observations, sites with observations below stage 4, and PSCs whose latest return is older
 than the quarter.
@@ -24,22 +28,27 @@ from shared.dialect import aware
 from shared.quarters import local_date
 
 FACT, SITE, RECORD = StageFact.__table__, ReportSite.__table__, StageRecord.__table__
-LEVEL_COLUMN = {"site": "site_id", "icb": "icb_code", "psc": "psc_code"}
 
 
-def _code(level: str, table):  # noqa: ANN001, ANN202
-    return literal(NATIONAL) if level == "national" else table.c[LEVEL_COLUMN[level]]
+ICB, PSC = (func.coalesce(SITE.c.icb_code, ACT.c.icb_code),
+            func.coalesce(SITE.c.psc_code, ACT.c.psc_code))   # the register's, else the events'
+AREA = ACT.outerjoin(SITE, SITE.c.site_id == ACT.c.site_id)
+
+
+def _code(level: str):  # noqa: ANN202
+    return {"national": literal(NATIONAL), "site": ACT.c.site_id, "icb": ICB,
+            "psc": PSC}[level]
 
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
                    keep: Collection[str] | None, code: str | None) -> list[dict]:
     """Rows per (quarter, code) with counters, residents observed and complete-set share."""
-    c = _code(level, ACT).label("code")
-    stmt = (select(ACT.c.qn, c, *(func.sum(ACT.c[k]) for k in COUNTERS))
+    c = _code(level).label("code")
+    stmt = (select(ACT.c.qn, c, *(func.sum(ACT.c[k]) for k in COUNTERS)).select_from(AREA)
             .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
     res_stmt = (select(ACT.c.qn, c, func.count())
-                .select_from(RES.join(ACT, and_(RES.c.site_id == ACT.c.site_id,
-                                                RES.c.qn == ACT.c.qn)))
+                .select_from(RES.join(AREA, and_(RES.c.site_id == ACT.c.site_id,
+                                                 RES.c.qn == ACT.c.qn)))
                 .where(ACT.c.qn.between(first, last), RES.c.sets > 0)
                 .group_by(ACT.c.qn, c))
     residents = {(q, k): n for q, k, n in (await session.execute(res_stmt)).all()}
@@ -75,10 +84,10 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
             .where(FACT.c.programme == programme, FACT.c.qn == qn, FACT.c.stage >= 5,
                    observed == 0).order_by(FACT.c.site_id))
     stage = func.coalesce(FACT.c.stage, 0)
-    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code, ACT.c.observation_sets)
-           .select_from(ACT.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
-                                                 FACT.c.qn == ACT.c.qn,
-                                                 FACT.c.programme == programme)))
+    low = (select(ACT.c.site_id, stage, ICB, PSC, ACT.c.observation_sets)
+           .select_from(AREA.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
+                                                  FACT.c.qn == ACT.c.qn,
+                                                  FACT.c.programme == programme)))
            .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)
            .order_by(ACT.c.site_id))
 

@@ -172,3 +172,20 @@ async def test_the_migration_gives_existing_residents_one_set_and_back(tmp_path,
         left = (await s.execute(text("SELECT * FROM reports_activity_resident"))).all()
     assert [tuple(r) for r in left] == [("1-A", Q3, "p1_x")]
     await runtime.db.dispose()
+
+
+async def test_activity_rolls_up_by_the_registers_area_codes(rt):
+    """Events of one site saying two ICBs (it moved; ingest's copy was stale) count under
+    the ICB and PSC the register gives it (the property test varies the order)."""
+    from tests.integration.reports.support import site
+
+    await deliver(rt, [site("1-A", "QJK"), observation("1-A", "p1_x", T1, icb="QHL"),
+                       observation("1-A", "p1_y", T2, icb="QJK")])
+    assert await view(rt, "icb") == {"QJK": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    assert await view(rt, "psc") == {"SW": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    async with rt.db.session() as s:
+        quality = await activity_queries.quality(s, programme="care-homes", qn=Q3,
+                                                 keep_psc=None)
+    assert quality["observations_below_stage4"] == [
+        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW",
+         "observation_sets": 2}]
