@@ -29,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.ingest import fhir_codes as codes
 from services.ingest.domain.nhs_number import InvalidNhsNumber, normalise
+from services.ingest.domain.rules import PARAMETERS
 from services.ingest.fhir_models import Observation, Organization, Patient, Reference
 from services.ingest.fhir_read import Problem, read_values, taken_at
 from services.ingest.schemas import AmendingSetIn, ObservationSetIn
@@ -134,7 +135,8 @@ def _read(index: int, at: str, raw: dict[str, Any], src: Source, mapped: Mapped
 def _in_error(reading: Any, at: str) -> Any:
     """An entered-in-error Observation's reading: which parameters it withdraws (its value,
     wrong by definition, is neither read nor checked)."""
-    kinds = sorted(codes.STORED_AS.get(k, k) for k in reading.values if k in codes.WITHDRAWABLE)
+    stored = (codes.STORED_AS.get(name, name) for name in reading.values)
+    kinds = sorted(name for name in stored if name in PARAMETERS)
     reading.errors = []
     reading.values = {codes.WITHDRAWN: (kinds, f"{at}.status")} if kinds else {}
     if not kinds:

@@ -50,10 +50,7 @@ SCORED_STATUSES = frozenset({"final", "amended", "corrected"})
 NEVER_SCORED = frozenset({"cancelled", "entered-in-error"})
 AMENDING_STATUSES = frozenset({"amended", "corrected"})   # replace an earlier reading
 ENTERED_IN_ERROR = "entered-in-error"   # withdraws a parameter of an earlier reading
-# Parameters an entered-in-error Observation can withdraw, and the stored column of each.
-WITHDRAWABLE = frozenset({"respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse",
-                          "consciousness", "temperature"})
-STORED_AS = {"temperature": "temperature_c"}
+STORED_AS = {"temperature": "temperature_c"}   # a reading's value -> the stored parameter
 WITHDRAWN = "_withdrawn"   # a reading's key for the parameters an Observation withdraws
 
 

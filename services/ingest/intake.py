@@ -120,8 +120,8 @@ class IngestRuntime(Runtime):
             if found["source_platform"] != principal.sub:
                 raise Problem(403, "Forbidden", f"set {set_id} was recorded by another "
                               "platform; only the platform that recorded a set can withdraw it")
-            if await withdraw(conn, set_id, reason="entered-in-error", at=self.clock()):
-                found = await get_set(conn, set_id)
+            found = await withdraw(conn, set_id, reason="entered-in-error",
+                                   at=self.clock()) or found   # None: withdrawn before
         self.relay.wake()
         return found
 

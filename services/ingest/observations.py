@@ -45,6 +45,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.ingest.domain.rules import PARAMETERS
 from services.ingest.events import SOURCE, encoded_events
 from services.ingest.events import recorded_event as recorded_event  # re-exported
 from services.ingest.models import SETS
@@ -105,8 +106,9 @@ async def withdraw(session: AsyncSession | AsyncConnection, set_id: uuid.UUID, *
                    at: datetime, replaced_by: uuid.UUID | None = None) -> dict[str, Any] | None:
     """Withdraw a standing set and write its ``ObservationSetWithdrawn`` (caller commits).
 
-    Returns the set as now stored, or None when it was not standing (unknown, or withdrawn
-    already: a set is withdrawn at most once, so its event is written at most once).
+    Returns the set as now stored (as ``get_set`` reads it), or None when it was not standing
+    (unknown, or withdrawn already: a set is withdrawn at most once, so its event is written
+    at most once).
     """
     stmt = (update(SETS).where(SETS.c.id == set_id, SETS.c.withdrawn_at.is_(None))
             .values(withdrawn_at=at, withdrawal_reason=reason, replaced_by=replaced_by)
@@ -119,12 +121,10 @@ async def withdraw(session: AsyncSession | AsyncConnection, set_id: uuid.UUID, *
         icb_code=row["icb_code"], psc_code=row["psc_code"], taken_at=aware(row["taken_at"]),
         source_platform=row["source_platform"], withdrawn_at=at, reason=reason,
         replaced_by=replaced_by)], source=SOURCE)
-    return dict(row)
+    return _as_set(row)
 
 
-_PARAMETERS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness",
-               "temperature_c")
-_MERGED = (*_PARAMETERS, "spo2_scale_claim", "recorder")
+_MERGED = (*PARAMETERS, "spo2_scale_claim", "recorder")
 
 
 async def _amendments(session: AsyncSession | AsyncConnection, rows: list[dict[str, Any]],
@@ -191,7 +191,7 @@ def _replaced(standing: list[Any], row: dict[str, Any]) -> Any:
 
 def _readings(row: dict[str, Any]) -> bool:
     """Whether a row holds any reading (a parameter or a soft sign)."""
-    return bool(row["soft_signs"]) or any(row[name] is not None for name in _PARAMETERS)
+    return bool(row["soft_signs"]) or any(row[name] is not None for name in PARAMETERS)
 
 
 def _merge(row: dict[str, Any], earlier: Any, withdraws: list[str]) -> None:
@@ -259,6 +259,11 @@ async def get_set(session: AsyncSession | AsyncConnection, set_id: uuid.UUID) ->
     row = (await session.execute(select(SETS).where(SETS.c.id == set_id))).mappings().first()
     if row is None:
         raise Problem(404, "Not Found", f"no observation set {set_id}")
+    return _as_set(row)
+
+
+def _as_set(row: Any) -> dict[str, Any]:
+    """A stored row as the set read back (soft signs as a list)."""
     out = dict(row)
     out["soft_signs"] = out["soft_signs"].split()
     return out
