@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.dialect import is_sqlite, make_engine, supports_advisory_locks
+from shared.dialect import is_sqlite, lock_key, make_engine, supports_advisory_locks
 
 
 class Database:
@@ -44,7 +43,7 @@ class Database:
         if not supports_advisory_locks(self.dialect):
             yield
             return
-        key = zlib.crc32(f"mandet:{name}".encode())
+        key = lock_key(name)
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             await conn.commit()

@@ -8,12 +8,13 @@ the write lock instead of failing at once. PostgreSQL gets a sized asyncpg pool.
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import any_, bindparam, event, insert
+from sqlalchemy import any_, bindparam, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -83,6 +84,20 @@ def supports_advisory_locks(dialect_name: str) -> bool:
     return dialect_name == "postgresql"
 
 
+def lock_key(name: str) -> int:
+    """The advisory lock key of a named lock (one per name across every service database)."""
+    return zlib.crc32(f"mandet:{name}".encode())
+
+
+async def lock_transaction(session: Any, name: str, *, shared: bool = False) -> None:
+    """Hold the named lock until this transaction ends: a shared holder waits only for an
+    exclusive one, an exclusive holder for every other holder. SQLite: nothing, its single
+    writer already runs one writing transaction at a time."""
+    if supports_advisory_locks(session.get_bind().dialect.name):
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await session.execute(text(f"SELECT {function}(:k)"), {"k": lock_key(name)})
+
+
 def supports_skip_locked(dialect_name: str) -> bool:
     """SQLite has one writer at a time, so there is nothing to skip."""
     return dialect_name == "postgresql"
@@ -141,10 +156,12 @@ def in_values(column: Any, values: Iterable[Any], dialect_name: str) -> Any:
 
 
 async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]], *,
-                      ignore_conflicts: bool = False, returning: str | None = None,
+                      ignore_conflicts: bool = False,
+                      returning: str | tuple[str, ...] | None = None,
                       newer: tuple[list[str], str] | None = None,
                       add: tuple[list[str], Sequence[str]] | None = None) -> list[Any]:
-    """Insert many rows in one statement; the ``returning`` column of the rows written.
+    """Insert many rows in one statement; the ``returning`` column of the rows written (a
+    tuple of columns: a tuple per row).
 
     ``ignore_conflicts``: ``ON CONFLICT DO NOTHING``. ``newer=(index, version)``: upsert that
     overwrites an existing row only when it holds an older ``version`` (give each key once).
@@ -164,6 +181,9 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
     if dialect != "postgresql":
         stmt = (upsert_add(table, dialect, add[0], add[1]) if add is not None
                 else _core_insert(table, dialect, columns, ignore_conflicts, newer))
+        if isinstance(returning, tuple):
+            return [tuple(r) for r in await session.execute(
+                stmt.returning(*(table.c[c] for c in returning)), rows)]
         if returning:
             return list((await session.execute(stmt.returning(table.c[returning]), rows))
                         .scalars())
@@ -173,6 +193,8 @@ async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]]
     adds = None if add is None else (tuple(add[0]), tuple(add[1]))
     sql = insert_sql(table, tuple(columns), ignore_conflicts, key, returning, adds)
     raw = await _in_transaction(session)
+    if isinstance(returning, tuple):
+        return [tuple(r) for r in await raw.fetch(sql, to_json(rows).decode())]
     if returning:
         return [r[0] for r in await raw.fetch(sql, to_json(rows).decode())]
     await raw.execute(sql, to_json(rows).decode())
@@ -188,7 +210,8 @@ def _core_insert(table: Table, dialect: str, columns: list[str], ignore: bool,
 
 @functools.lru_cache(maxsize=256)
 def insert_sql(table: Table, columns: tuple[str, ...], ignore: bool = False,
-               newer: tuple[tuple[str, ...], str] | None = None, returning: str | None = None,
+               newer: tuple[tuple[str, ...], str] | None = None,
+               returning: str | tuple[str, ...] | None = None,
                add: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
     """PostgreSQL: ``insert_rows``' statement (rows as ONE JSON parameter, ``$1``)."""
     names = _names(columns)
@@ -205,7 +228,9 @@ def insert_sql(table: Table, columns: tuple[str, ...], ignore: bool = False,
         sql += f" ON CONFLICT ({_names(index)}) DO UPDATE SET {sets}"
     elif ignore:
         sql += " ON CONFLICT DO NOTHING"
-    return sql + (f' RETURNING "{returning}"' if returning else "")
+    if isinstance(returning, str):
+        returning = (returning,)
+    return sql + (f" RETURNING {_names(returning)}" if returning else "")
 
 
 def _names(columns: Iterable[str]) -> str:
