@@ -1,13 +1,11 @@
 """Read side of the activity and data-quality views.
 
-Activity rolls the per-site counters up to ICB, PSC or national at query time (a few thousand
-rows per quarter at most), by the register's current area codes, as the adoption views do
-(``AREA``): the codes a site's events carried can differ (a site that moved, a stale copy in
-ingest), and which of them a row kept depends on arrival order, so only a site the register
-copy does not hold yet falls back to them. A resident counts as observed in a site and
-quarter only while a set of theirs there stands (``sets`` > 0; see ``activity``), and a row
-whose counters and residents all net to 0 (everything it counted withdrawn) is left out, as if
-never recorded.
+Activity reads the roll-ups ``activity`` keeps per quarter and area (national, ICB, PSC) by
+the register's codes, or the site rows for site level: a view reads a row per quarter and
+area, never every site. A resident counts as observed in a site and quarter only while a set
+of theirs there stands (``residents``; see ``activity``), and a row whose counters and
+residents all net to 0 (everything it counted withdrawn, or moved to another area) is left
+out, as if never recorded.
 Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
 observations, sites with observations below stage 4, and PSCs whose latest return is older
 than the quarter.
@@ -17,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reports.activity import ACT, COUNTERS, RES
-from services.reports.domain.adoption import NATIONAL, percent
+from services.reports.activity import ACT, AREA, ROLLED
+from services.reports.domain.adoption import percent
 from services.reports.domain.stages import from_ordinal
 from services.reports.models import ReportSite, StageFact, StageRecord
 from shared.dialect import aware
@@ -30,42 +28,30 @@ from shared.quarters import local_date
 FACT, SITE, RECORD = StageFact.__table__, ReportSite.__table__, StageRecord.__table__
 
 
-ICB, PSC = (func.coalesce(SITE.c.icb_code, ACT.c.icb_code),
-            func.coalesce(SITE.c.psc_code, ACT.c.psc_code))   # the register's, else the events'
-AREA = ACT.outerjoin(SITE, SITE.c.site_id == ACT.c.site_id)
-
-
-def _code(level: str):  # noqa: ANN202
-    return {"national": literal(NATIONAL), "site": ACT.c.site_id, "icb": ICB,
-            "psc": PSC}[level]
-
-
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
                    keep: Collection[str] | None, code: str | None) -> list[dict]:
     """Rows per (quarter, code) with counters, residents observed and complete-set share."""
-    c = _code(level).label("code")
-    stmt = (select(ACT.c.qn, c, *(func.sum(ACT.c[k]) for k in COUNTERS)).select_from(AREA)
-            .where(ACT.c.qn.between(first, last)).group_by(ACT.c.qn, c))
-    res_stmt = (select(ACT.c.qn, c, func.count())
-                .select_from(RES.join(AREA, and_(RES.c.site_id == ACT.c.site_id,
-                                                 RES.c.qn == ACT.c.qn)))
-                .where(ACT.c.qn.between(first, last), RES.c.sets > 0)
-                .group_by(ACT.c.qn, c))
-    residents = {(q, k): n for q, k, n in (await session.execute(res_stmt)).all()}
+    if level == "site":
+        column, where = ACT.c.site_id, [ACT.c.qn.between(first, last)]
+        table = ACT
+    else:
+        column, table = AREA.c.code, AREA
+        where = [AREA.c.level == level, AREA.c.qn.between(first, last)]
+    if code is not None:
+        where.append(column == code)
     rows = []
-    for qn, k, *sums in (await session.execute(stmt)).all():
-        observed = residents.get((qn, k), 0)
-        if (code is None or k == code) and (keep is None or k in keep) and (
-                observed or any(sums)):
-            rows.append(_activity_row(qn, level, k, dict(zip(COUNTERS, map(int, sums),
-                                                             strict=True)), observed))
+    for qn, k, *sums in await session.execute(
+            select(table.c.qn, column, *(table.c[c] for c in ROLLED)).where(*where)):
+        n = dict(zip(ROLLED, sums, strict=True))
+        if (keep is None or k in keep) and any(sums):
+            rows.append(_activity_row(qn, level, k, n))
     return sorted(rows, key=lambda r: (r["qn"], r["code"]))
 
 
-def _activity_row(qn: int, level: str, code: str, n: dict[str, int], residents: int) -> dict:
+def _activity_row(qn: int, level: str, code: str, n: dict[str, int]) -> dict:
     share = percent(n["complete_sets"], n["scored_sets"])
     return {"qn": qn, "quarter": from_ordinal(qn).label, "level": level, "code": code,
-            "observation_sets": n["observation_sets"], "residents_observed": residents,
+            "observation_sets": n["observation_sets"], "residents_observed": n["residents"],
             "complete_news2": {"numerator": n["complete_sets"], "denominator": n["scored_sets"],
                                "percent": share},
             "risk": {"low": n["risk_low"], "low-medium": n["risk_low_medium"],
@@ -84,8 +70,8 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
             .where(FACT.c.programme == programme, FACT.c.qn == qn, FACT.c.stage >= 5,
                    observed == 0).order_by(FACT.c.site_id))
     stage = func.coalesce(FACT.c.stage, 0)
-    low = (select(ACT.c.site_id, stage, ICB, PSC, ACT.c.observation_sets)
-           .select_from(AREA.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
+    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code, ACT.c.observation_sets)
+           .select_from(ACT.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
                                                   FACT.c.qn == ACT.c.qn,
                                                   FACT.c.programme == programme)))
            .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)

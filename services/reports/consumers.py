@@ -69,11 +69,16 @@ def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged)
 def batch_handler(horizon: Horizon) -> BatchHandler:
     """Apply a batch of new events, then let ``upkeep`` re-derive what they changed.
 
-    A register change re-derives every quarter of that site (closure, move, opening); a
-    stage (late or not) re-derives its site's series for that programme.
+    A register change re-derives every quarter of that site (closure, move, opening) and
+    moves its activity to its new areas; a stage (late or not) re-derives its site's series
+    for that programme.
     """
     async def apply(session: AsyncSession, items: Sequence[tuple[Envelope, Event]]) -> None:
-        await apply_sites(session, [e for e, _ in items if e.type in SITE_TYPES])
+        sites = [e for e, _ in items if e.type in SITE_TYPES]
+        if sites:
+            await activity.lock_register(session)
+            await apply_sites(session, sites)
+            await activity.follow_register(session, {e.data["site_id"] for e in sites})
         for envelope, event in items:
             if isinstance(event, SiteFacts):
                 upkeep.mark(session, horizon, event.site_id, None)

@@ -83,16 +83,10 @@ class Freshness(SQLModel, table=True):
     views_stamp: str | None = Field(default=None, max_length=32)
 
 
-class Activity(SQLModel, table=True):
-    """Observation and score counters per site and quarter (additive; inbox-deduplicated;
-    a withdrawal subtracts: see ``activity``)."""
+class ActivityCounters(SQLModel):
+    """What activity counts (additive; inbox-deduplicated; a withdrawal subtracts: see
+    ``activity``)."""
 
-    __tablename__ = "reports_activity"
-
-    site_id: str = Field(primary_key=True, max_length=32)
-    qn: int = Field(primary_key=True)
-    icb_code: str
-    psc_code: str
     observation_sets: int = 0
     scored_sets: int = 0
     complete_sets: int = 0
@@ -103,6 +97,35 @@ class Activity(SQLModel, table=True):
     red_scores: int = 0
     flags: int = 0
     claim_mismatches: int = 0
+    residents: int = 0   # residents with a standing set (``ActivityResident.sets`` > 0)
+
+
+class SiteQuarter(SQLModel):
+    site_id: str = Field(primary_key=True, max_length=32)
+    qn: int = Field(primary_key=True)
+    icb_code: str
+    psc_code: str
+
+
+class Activity(ActivityCounters, SiteQuarter, table=True):
+    """Activity per site and quarter, under the area codes it is rolled up by: the
+    register's, or for a site the register copy does not hold yet its first event's.
+    (Bases in this order so the key columns come first.)"""
+
+    __tablename__ = "reports_activity"
+
+
+class AreaQuarter(SQLModel):
+    level: str = Field(primary_key=True, max_length=16)
+    qn: int = Field(primary_key=True)
+    code: str = Field(primary_key=True)
+
+
+class ActivityArea(ActivityCounters, AreaQuarter, table=True):
+    """``Activity`` summed per quarter and area (national, ICB, PSC), kept in step with it
+    and with the register in the same transaction (see ``activity``). Rows may reach 0."""
+
+    __tablename__ = "reports_activity_area"
 
 
 class ActivityResident(SQLModel, table=True):

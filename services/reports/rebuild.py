@@ -1,10 +1,11 @@
 """Rebuild: replay an event history into (fresh) tables, then derive every fact at once.
 
 The incremental consumer and the rebuild share the register and history writers but not the
-fact maintenance: the rebuild recomputes every series over the whole horizon in one pass,
-which is both the fast path for a replay and the reference the property test compares the
-incremental views against. Events are applied in a canonical order (sites, then stages, then
-activity) with the same inbox, so a rebuilt database can keep consuming where it left off.
+fact maintenance: the rebuild recomputes every series over the whole horizon in one pass (and
+the activity roll-ups, ``activity.derive``), which is both the fast path for a replay and the
+reference the property test compares the incremental views against. Events are applied in a
+canonical order (sites, then stages, then activity) with the same inbox, so a rebuilt
+database can keep consuming where it left off.
 
 Into fresh tables a ``Replay`` is a bulk load (see its docstring): ids deduped in memory, each
 chunk prepared (validated, made into rows) while the one before is written, rows appended by
@@ -117,8 +118,8 @@ class Replay:
 
     Same effects as the live handlers: register rows keep the newest revision, stage records
     are a set, activity counters add; every event applied is recorded in the live consumer's
-    inbox (so a rebuilt database keeps consuming where it left off), no fact upkeep
-    (``derive_all`` derives every fact at the end).
+    inbox (so a rebuilt database keeps consuming where it left off), no fact upkeep and no
+    activity roll-ups (``derive_all`` derives every fact and roll-up at the end).
 
     Fresh tables (the first chunk finds no inbox row of this consumer and no stage record):
     only this replay writes them, so the ids it applied are the inbox, and it dedupes in
@@ -306,7 +307,7 @@ class Replay:
         await copy_rows(session, RECORD, RECORD_COLUMNS, chunk.records)
         if self.records is not None:
             self.records.extend(chunk.records)
-        await activity.add_many(session, chunk.activity)
+        await activity.add_many(session, chunk.activity, live=False)
         if chunk.new:
             dialect = session.get_bind().dialect.name
             stamp = {"views_stamp": facts.new_stamp()} if chunk.sites else {}
@@ -446,6 +447,7 @@ async def derive_all(session: AsyncSession, horizon: Horizon,
 
 async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | None) -> int:
     last = horizon.current_qn()
+    await activity.lock_register(session)   # first: live consumers may hold it (``activity``)
     remembered = await _remembered(session, replay)
     await session.execute(delete(FACT))
     dialect = session.get_bind().dialect.name
@@ -467,6 +469,7 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     else:
         counts = list(totals(by_area))
     await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], counts)
+    await activity.derive(session)
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())
 

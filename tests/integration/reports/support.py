@@ -5,15 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+from services.reports.domain.stages import ordinal
 from shared.events import EVENT_TYPES, Envelope, wrap
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
 from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
+from shared.quarters import Quarter
 from shared.settings import load_settings
 
 CLOCK = datetime(2023, 8, 15, 12, 0, tzinfo=UTC)   # 2023/24 Q2
 FIRST = "2022/23 Q1"
+Q3, Q4 = ordinal(Quarter.parse("2022/23 Q3")), ordinal(Quarter.parse("2022/23 Q4"))
 AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West")}
 TOPIC_OF = {name: cls.TOPIC for name, cls in EVENT_TYPES.items()}
 
@@ -127,3 +130,17 @@ async def deliver(runtime, envelopes: list[Envelope], batch: int = 1) -> None:
                 for i, e in enumerate(envelopes)]
     for i in range(0, len(messages), batch):
         await runner._apply(messages[i:i + batch])
+
+
+async def view(rt, level: str = "site", qn: int = Q3) -> dict[str, tuple]:
+    """code -> (observation sets, residents observed, scored, complete, low, low-medium,
+    medium, high, red scores, flags, claim mismatches) of the activity query."""
+    from services.reports import activity_queries
+
+    async with rt.db.session() as s:
+        rows = await activity_queries.activity(s, level=level, first=qn, last=qn, keep=None,
+                                               code=None)
+    return {r["code"]: (r["observation_sets"], r["residents_observed"],
+                        r["complete_news2"]["denominator"], r["complete_news2"]["numerator"],
+                        *r["risk"].values(), r["red_scores"], r["flags"],
+                        r["claim_mismatches"]) for r in rows}

@@ -94,8 +94,9 @@ async def test_replay_from_the_bus_takes_withdrawn_sets_back_as_the_live_views_d
         async with db.session() as s:
             rows.append((sorted(tuple(r) for r in (await s.execute(select(ACT))).all()),
                          sorted(tuple(r) for r in (await s.execute(select(RES))).all())))
-    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch
-    assert rows[0] == rows[1] == ([("1-A", 8090, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0)],
+    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch,
+    #  residents
+    assert rows[0] == rows[1] == ([("1-A", 8090, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1)],
                                   [("1-A", 8090, "p1_x", 1), ("1-A", 8090, "p1_y", 0)])
     await fresh.dispose()
     await live.db.dispose()

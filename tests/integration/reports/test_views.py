@@ -167,9 +167,10 @@ async def test_activity_counters_do_not_depend_on_batching(tmp_path):
     assert batched == one_by_one
     act, res = batched
     q3, q4 = Q["2022/23 Q3"], Q["2022/23 Q4"]
-    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch
-    assert act == [("1-A", q3, "QJK", "SW", 2, 2, 1, 0, 0, 0, 1, 0, 1, 1),
-                   ("1-A", q4, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0),
-                   ("1-D", q3, "QHL", "WM", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch,
+    #  residents
+    assert act == [("1-A", q3, "QJK", "SW", 2, 2, 1, 0, 0, 0, 1, 0, 1, 1, 1),
+                   ("1-A", q4, "QJK", "SW", 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1),
+                   ("1-D", q3, "QHL", "WM", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)]
     #  site, qn, resident, standing sets (p1_x: two sets recorded in Q3)
     assert res == [("1-A", q3, "p1_x", 2), ("1-A", q4, "p1_y", 1), ("1-D", q3, "p1_z", 1)]

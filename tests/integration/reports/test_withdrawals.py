@@ -11,48 +11,26 @@ import pytest
 from alembic import command
 from sqlalchemy import select, text
 
-from services.reports import activity_queries
 from services.reports.activity import ACT, RES
-from services.reports.domain.stages import ordinal
 from shared.migrations import config_for, upgrade
-from shared.quarters import Quarter
 from tests.integration.reports.support import (
+    Q3,
+    Q4,
     deliver,
     flag,
     observation,
     reports_runtime,
     score,
     score_withdrawal,
+    view,
     withdrawal,
 )
 
 pytestmark = pytest.mark.integration
-Q3, Q4 = ordinal(Quarter.parse("2022/23 Q3")), ordinal(Quarter.parse("2022/23 Q4"))
 T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
 T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)   # 2022/23 Q3
 T3 = datetime(2023, 2, 1, 9, tzinfo=UTC)     # 2022/23 Q4
 NOTHING = (0,) * 11
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def rt(request, tmp_path):
-    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
-    runtime = reports_runtime(tmp_path, url)
-    await upgrade(runtime.db, runtime.migrations)
-    yield runtime
-    await runtime.db.dispose()
-
-
-async def view(rt, level: str = "site", qn: int = Q3) -> dict[str, tuple]:
-    """code -> (observation sets, residents observed, scored, complete, low, low-medium,
-    medium, high, red scores, flags, claim mismatches) of the activity query."""
-    async with rt.db.session() as s:
-        rows = await activity_queries.activity(s, level=level, first=qn, last=qn, keep=None,
-                                               code=None)
-    return {r["code"]: (r["observation_sets"], r["residents_observed"],
-                        r["complete_news2"]["denominator"], r["complete_news2"]["numerator"],
-                        *r["risk"].values(), r["red_scores"], r["flags"],
-                        r["claim_mismatches"]) for r in rows}
 
 
 async def stored(rt) -> tuple[list, list]:
@@ -86,7 +64,7 @@ async def test_a_site_whose_only_set_is_withdrawn_shows_nothing(rt):
     await deliver(rt, [score_withdrawal(scored, flagged), withdrawal(wrong)])
     assert await view(rt, "icb") == {} and await view(rt, "national") == {}
     act, res = await stored(rt)   # the rows stay, at 0
-    assert act == [("1-D", Q3, "QHL", "WM", *(0,) * 10)]
+    assert act == [("1-D", Q3, "QHL", "WM", *(0,) * 11)]
     assert res == [("1-D", Q3, "p1_z", 0)]
 
 
@@ -134,12 +112,13 @@ async def test_a_withdrawal_applied_first_goes_below_zero_and_ends_at_the_same_c
                    of=recorded)
     flagged = flag("1-A", "p1_x", T1, of=recorded)
     await deliver(rt, [score_withdrawal(scored, flagged), withdrawal(recorded)])
-    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch
-    assert await stored(rt) == ([("1-A", Q3, "QJK", "SW", -1, -1, -1, 0, 0, -1, 0, -1, -1, -1)],
+    #  site, qn, icb, psc, obs, scored, complete, low, low-med, med, high, red, flags, mismatch,
+    #  residents (-1 standing sets: not observed)
+    assert await stored(rt) == ([("1-A", Q3, "QJK", "SW", -1, -1, -1, 0, 0, -1, 0, -1, -1, -1, 0)],
                                 [("1-A", Q3, "p1_x", -1)])
     assert await view(rt, "national") == {"ENG": (-1, 0, -1, -1, 0, 0, -1, 0, -1, -1, -1)}
     await deliver(rt, [flagged, recorded, scored])
-    assert await stored(rt) == ([("1-A", Q3, "QJK", "SW", *(0,) * 10)],
+    assert await stored(rt) == ([("1-A", Q3, "QJK", "SW", *(0,) * 11)],
                                 [("1-A", Q3, "p1_x", 0)])
     assert await view(rt) == {}
 
@@ -172,20 +151,3 @@ async def test_the_migration_gives_existing_residents_one_set_and_back(tmp_path,
         left = (await s.execute(text("SELECT * FROM reports_activity_resident"))).all()
     assert [tuple(r) for r in left] == [("1-A", Q3, "p1_x")]
     await runtime.db.dispose()
-
-
-async def test_activity_rolls_up_by_the_registers_area_codes(rt):
-    """Events of one site saying two ICBs (it moved; ingest's copy was stale) count under
-    the ICB and PSC the register gives it (the property test varies the order)."""
-    from tests.integration.reports.support import site
-
-    await deliver(rt, [site("1-A", "QJK"), observation("1-A", "p1_x", T1, icb="QHL"),
-                       observation("1-A", "p1_y", T2, icb="QJK")])
-    assert await view(rt, "icb") == {"QJK": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
-    assert await view(rt, "psc") == {"SW": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
-    async with rt.db.session() as s:
-        quality = await activity_queries.quality(s, programme="care-homes", qn=Q3,
-                                                 keep_psc=None)
-    assert quality["observations_below_stage4"] == [
-        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW",
-         "observation_sets": 2}]

@@ -1,0 +1,156 @@
+"""Activity counts under the register's area codes, and follows a site that moves.
+
+Events go through the live consumer (SQLite and PostgreSQL); every expected figure is
+written out by hand. Columns of ``view``: observation sets, residents observed, scored,
+complete, low, low-medium, medium, high, red scores, flags, claim mismatches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+
+from services.reports import activity, activity_queries, consumers, rebuild
+from services.reports.activity import ACT, AREA
+from services.reports.facts import Horizon
+from shared.events import parse
+from shared.migrations import upgrade
+from tests.integration.reports.support import (
+    FIRST,
+    Q3,
+    deliver,
+    observation,
+    reports_runtime,
+    score,
+    site,
+    updated,
+    view,
+)
+
+pytestmark = pytest.mark.integration
+T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
+T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)   # 2022/23 Q3
+TWO_SETS = (2, 2, 1, 1, 0, 1, 0, 0, 0, 0, 0)   # one scored low-medium
+ONE_SET = (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+async def test_activity_rolls_up_by_the_registers_area_codes(rt):
+    """Events of one site saying two ICBs (it moved; ingest's copy was stale) count under
+    the ICB and PSC the register gives it (the property test varies the order)."""
+    await deliver(rt, [site("1-A", "QJK"), observation("1-A", "p1_x", T1, icb="QHL"),
+                       observation("1-A", "p1_y", T2, icb="QJK")])
+    assert await view(rt, "icb") == {"QJK": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    assert await view(rt, "psc") == {"SW": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    async with rt.db.session() as s:
+        quality = await activity_queries.quality(s, programme="care-homes", qn=Q3,
+                                                 keep_psc=None)
+    assert quality["observations_below_stage4"] == [
+        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW",
+         "observation_sets": 2}]
+
+
+async def test_a_site_that_moves_takes_its_counts_to_its_new_icb_and_psc(rt):
+    recorded = observation("1-A", "p1_x", T1)
+    await deliver(rt, [site("1-A", "QJK"), site("1-B", "QUY"), recorded,
+                       score("1-A", "p1_x", T1, total=3, risk="low-medium", of=recorded),
+                       observation("1-A", "p1_y", T2), observation("1-B", "p1_z", T1)])
+    assert await view(rt, "icb") == {"QJK": TWO_SETS, "QUY": ONE_SET}
+    assert await view(rt, "psc") == {"SW": (3, 3, 1, 1, 0, 1, 0, 0, 0, 0, 0)}
+    await deliver(rt, [updated("1-A", "QHL", 2)])   # QHL is in PSC WM
+    assert await view(rt, "icb") == {"QHL": TWO_SETS, "QUY": ONE_SET}
+    assert await view(rt, "psc") == {"SW": ONE_SET, "WM": TWO_SETS}
+    assert await view(rt, "national") == {"ENG": (3, 3, 1, 1, 0, 1, 0, 0, 0, 0, 0)}
+    await deliver(rt, [updated("1-A", "QJK", 1)])   # an older revision: nothing moves
+    assert await view(rt, "icb") == {"QHL": TWO_SETS, "QUY": ONE_SET}
+
+
+async def test_activity_before_its_site_is_registered_moves_when_it_is(rt):
+    await deliver(rt, [observation("1-C", "p1_x", T1, icb="QHL")])
+    assert await view(rt, "icb") == {"QHL": ONE_SET}   # the event's codes until then
+    await deliver(rt, [site("1-C", "QUY")])
+    assert await view(rt, "icb") == {"QUY": ONE_SET}
+    assert await view(rt, "psc") == {"SW": ONE_SET}
+
+
+async def test_a_rebuild_from_history_derives_the_same_roll_ups(rt):
+    """``derive`` (what a rebuild runs) makes the roll-ups again from the site rows."""
+    await deliver(rt, [site("1-A", "QJK"), observation("1-A", "p1_x", T1, icb="QHL"),
+                       observation("1-B", "p1_y", T2, icb="QUY"), updated("1-A", "QHL", 2)])
+    before = {level: await view(rt, level) for level in ("national", "icb", "psc", "site")}
+    async with rt.db.transaction() as s:
+        await s.execute(AREA.delete())
+        await s.execute(ACT.update().values(residents=7))
+        await s.execute(ACT.update().values(icb_code="QJK").where(ACT.c.site_id == "1-A"))
+    assert await view(rt, "icb") == {}
+    await rebuild.rebuild_from_history(rt.db, Horizon.of(FIRST))
+    assert {level: await view(rt, level) for level in before} == before == {
+        "national": {"ENG": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)},
+        "icb": {"QHL": ONE_SET, "QUY": ONE_SET}, "psc": {"WM": ONE_SET, "SW": ONE_SET},
+        "site": {"1-A": ONE_SET, "1-B": ONE_SET}}
+
+
+async def test_a_move_waits_for_activity_being_added_and_then_takes_it(pg_url, tmp_path):
+    """PostgreSQL, two workers at once: while one adds a site's first row of a quarter
+    (under the codes it read from the register) and has not committed, another applying
+    the site's move waits for it (lock ``activity.AREAS``), then moves that row too.
+    Without the wait the move would not see the row, which would stay under the old ICB."""
+    rt = reports_runtime(tmp_path, pg_url)
+    await upgrade(rt.db, rt.migrations)
+    try:
+        await deliver(rt, [site("1-A", "QJK")])
+        adding = rt.db.transaction()
+        session = await adding.__aenter__()
+        try:
+            await activity.add_many(session, [parse(observation("1-A", "p1_x", T1))])
+            move = updated("1-A", "QHL", 2)
+            handler = consumers.batch_handler(Horizon.of(FIRST))
+
+            async def apply_move() -> None:
+                async with rt.db.transaction() as other:
+                    await handler(other, [(move, parse(move))])
+
+            moving = asyncio.ensure_future(apply_move())
+            await asyncio.sleep(0.5)
+            assert not moving.done()   # waiting for the lock the adder holds
+        except BaseException:
+            await adding.__aexit__(None, None, None)
+            raise
+        await adding.__aexit__(None, None, None)   # commits the added row
+        await asyncio.wait_for(moving, 10)
+        assert await view(rt, "icb") == {"QHL": ONE_SET}
+        async with rt.db.session() as s:
+            assert (await s.execute(select(ACT.c.icb_code))).scalars().all() == ["QHL"]
+    finally:
+        await rt.db.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+async def test_the_migration_carries_existing_activity_over(tmp_path, request, dialect):
+    """0011 on a database at 0010: each row takes the register's codes (the site's events
+    said QHL; the register says QJK) and counts its residents with a standing set, and the
+    roll-ups are summed."""
+    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
+    runtime = reports_runtime(tmp_path, url)
+    await upgrade(runtime.db, runtime.migrations, "0010")
+    async with runtime.db.transaction() as s:
+        await s.execute(text(
+            "INSERT INTO reports_site (site_id, icb_code, psc_code, region, revision) "
+            "VALUES ('1-A', 'QJK', 'SW', 'South West', 1)"))
+        await s.execute(text(
+            "INSERT INTO reports_activity (site_id, qn, icb_code, psc_code, observation_sets, "
+            "flags) VALUES ('1-A', 8090, 'QHL', 'WM', 3, 1), ('1-B', 8090, 'QUY', 'SW', 1, 0)"))
+        await s.execute(text(
+            "INSERT INTO reports_activity_resident VALUES ('1-A', 8090, 'p1_x', 2), "
+            "('1-A', 8090, 'p1_y', 1), ('1-A', 8090, 'p1_z', 0), ('1-B', 8090, 'p1_w', 1)"))
+    await upgrade(runtime.db, runtime.migrations)
+    #                  obs, residents, scored, complete, bands..., red, flags, mismatches
+    assert await view(runtime, "site") == {"1-A": (3, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0),
+                                           "1-B": (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    assert await view(runtime, "icb") == {"QJK": (3, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0),
+                                          "QUY": (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    assert await view(runtime, "psc") == {"SW": (4, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0)}
+    assert await view(runtime, "national") == {"ENG": (4, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0)}
+    await runtime.db.dispose()
