@@ -19,12 +19,13 @@ def sizes(ctx: Context) -> dict[str, float]:
 
 async def saturate(ctx: Context, port: int, path: str, bodies: Sequence[bytes], *,
                    headers: Mapping[str, str], ok: Collection[int] = (200, 201),
-                   workers: int | None = None, duration: float | None = None) -> Summary:
+                   workers: int | None = None, duration: float | None = None,
+                   method: str = "POST") -> Summary:
     """Closed loop: as many requests as ``workers`` concurrent senders get answered."""
     s = sizes(ctx)
     n = int(workers or s["workers"])
     client = make_client(ctx.client, "127.0.0.1", port, connections=n)
-    reqs = [client.encode("POST", path, b, _json(headers)) for b in bodies]
+    reqs = [client.encode(method, path, b, _json(headers)) for b in bodies]
     try:
         return await loadgen.closed_loop(client.send, reqs, workers=n, warmup_s=s["warmup"],
                                          duration_s=duration or s["duration"],

@@ -20,6 +20,7 @@ from typing import Any
 from bench.stats import Sample, Summary, planned_count, schedule, summarise
 
 Send = Callable[[Any], Awaitable[int]]
+DRAIN_S = 10.0   # open loop: how long after the last due time an answer still counts
 
 
 @contextmanager
@@ -46,7 +47,7 @@ def steady() -> Iterator[None]:
 
 async def open_loop(send: Send, payloads: Sequence[Any], *, rate: float, warmup_s: float,
                     duration_s: float, max_count: int, ok: Collection[int] = (200, 201),
-                    drain_s: float = 10.0) -> Summary:
+                    drain_s: float = DRAIN_S) -> Summary:
     """Constant-rate load; latency from the scheduled send time, warm-up excluded."""
     with steady():
         return await _open_loop(send, payloads, rate=rate, warmup_s=warmup_s,

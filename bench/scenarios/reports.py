@@ -233,9 +233,13 @@ async def populate(ctx: Context) -> dict[str, Any]:
         await asyncio.sleep(0.2)   # the backend exits and is reaped: its CPU is then counted
         pg_cpu = _pg_cpu(pg_pid) - cpu[1]
         # A copy for the scenario that writes (reports-freshness): the views scenario reads
-        # this one with nothing else writing, and a template needs no open connections.
+        # this one with nothing else writing, and a template needs no open connections. And
+        # one nobody connects to, for scenarios that clone the rebuilt database later (by
+        # then the views API holds connections to this one).
         twin = await asyncio.to_thread(ctx.env().database, url)
-        return {"url": url, "twin_url": twin, "rate": replayed / total, "replayed": replayed,
+        template = await asyncio.to_thread(ctx.env().database, url)
+        return {"url": url, "twin_url": twin, "template_url": template,
+                "rate": replayed / total, "replayed": replayed,
                 "events": len(envs),
                 "replay_s": replay_s, "derive_s": total - replay_s, "stopped": stopped,
                 # CPU per 1,000 events replayed: this process (replay and derivation code,
