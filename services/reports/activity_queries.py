@@ -13,7 +13,7 @@ than the quarter.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,34 +30,33 @@ FACT, SITE, RECORD = StageFact.__table__, ReportSite.__table__, StageRecord.__ta
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
                    keep: Collection[str] | None, code: str | None) -> list[dict]:
-    """Rows per (quarter, code) with counters, residents observed and complete-set share."""
+    """Rows per (quarter, code) with counters, residents observed and complete-set share,
+    in (quarter, code) order."""
     if level == "site":
-        column, where = ACT.c.site_id, [ACT.c.qn.between(first, last)]
-        table = ACT
+        table, column, where = ACT, ACT.c.site_id, [ACT.c.qn.between(first, last)]
     else:
-        column, table = AREA.c.code, AREA
+        table, column = AREA, AREA.c.code
         where = [AREA.c.level == level, AREA.c.qn.between(first, last)]
     if code is not None:
         where.append(column == code)
-    rows = []
-    for qn, k, *sums in await session.execute(
-            select(table.c.qn, column, *(table.c[c] for c in ROLLED)).where(*where)):
-        n = dict(zip(ROLLED, sums, strict=True))
-        if (keep is None or k in keep) and any(sums):
-            rows.append(_activity_row(qn, level, k, n))
-    return sorted(rows, key=lambda r: (r["qn"], r["code"]))
+    stmt = (select(table.c.qn, column, *(table.c[c] for c in ROLLED)).where(*where)
+            .order_by(table.c.qn, column))
+    labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
+    return [_activity_row(row, labels[row[0]], level)
+            for row in await session.execute(stmt)
+            if (keep is None or row[1] in keep) and any(row[2:])]
 
 
-def _activity_row(qn: int, level: str, code: str, n: dict[str, int]) -> dict:
-    share = percent(n["complete_sets"], n["scored_sets"])
-    return {"qn": qn, "quarter": from_ordinal(qn).label, "level": level, "code": code,
-            "observation_sets": n["observation_sets"], "residents_observed": n["residents"],
-            "complete_news2": {"numerator": n["complete_sets"], "denominator": n["scored_sets"],
-                               "percent": share},
-            "risk": {"low": n["risk_low"], "low-medium": n["risk_low_medium"],
-                     "medium": n["risk_medium"], "high": n["risk_high"]},
-            "red_scores": n["red_scores"], "flags": n["flags"],
-            "claim_mismatches": n["claim_mismatches"]}
+def _activity_row(row: Sequence, label: str, level: str) -> dict:
+    """(qn, code, *ROLLED) as the view's row."""
+    (qn, code, observed, scored, complete, low, low_medium, medium, high, red, flags,
+     mismatches, residents) = row
+    return {"qn": qn, "quarter": label, "level": level, "code": code,
+            "observation_sets": observed, "residents_observed": residents,
+            "complete_news2": {"numerator": complete, "denominator": scored,
+                               "percent": percent(complete, scored)},
+            "risk": {"low": low, "low-medium": low_medium, "medium": medium, "high": high},
+            "red_scores": red, "flags": flags, "claim_mismatches": mismatches}
 
 
 async def quality(session: AsyncSession, *, programme: str, qn: int,

@@ -128,6 +128,50 @@ async def test_cached_views_follow_register_and_stage_changes(api):
     assert await q3() == {"QHL": (1, 0), "QJK": (1, 1), "QUY": (2, 1)}
 
 
+async def publish_and_wait(api, changes) -> None:
+    before = await committed(api.runtime)
+    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in changes])
+    deadline = asyncio.get_running_loop().time() + 10
+    while await committed(api.runtime) < before + len(changes):
+        assert asyncio.get_running_loop().time() < deadline, "events not applied"
+        await asyncio.sleep(0.02)
+
+
+async def test_cached_activity_quality_and_transitions_follow_every_event(api):
+    """Activity and quality are cached per (views stamp, last event applied), transitions
+    per views stamp: an observation, a move or a stage record must show in the next read."""
+    dash = auth(api, Role.DASHBOARD)
+
+    async def read() -> tuple[dict, list, dict]:
+        q3 = {"quarter": "2022/23 Q3"}
+        act = (await api.get("/activity", params={**q3, "level": "icb"}, headers=dash)).json()
+        quality = (await api.get("/quality", params=q3, headers=dash)).json()
+        moves = (await api.get("/transitions", params={**q3, "level": "icb"},
+                               headers=dash)).json()
+        return ({r["code"]: r["observation_sets"] for r in act["rows"]},
+                sorted((r["check"], r["site_id"]) for r in quality["rows"]
+                       if r["check"] != "stale_pscs"),
+                {r["code"]: r["up"] for r in moves["rows"] if r["programme"] == "care-homes"})
+
+    first = await read()
+    assert first == ({"QJK": 2, "QHL": 1}, [("observations_below_stage4", "1-D"),
+                                            ("stage5_without_observations", "1-A")],
+                     {"QHL": 0, "QJK": 1, "QUY": 0})
+    assert await read() == first   # from the cache
+    await publish_and_wait(api, [observation("1-C", "p1_z", T, icb="QUY")])
+    assert await read() == ({"QJK": 2, "QHL": 1, "QUY": 1},
+                            [("observations_below_stage4", "1-C"),
+                             ("observations_below_stage4", "1-D"),
+                             ("stage5_without_observations", "1-A")],
+                            {"QHL": 0, "QJK": 1, "QUY": 0})
+    await publish_and_wait(api, [site("1-D", "QUY", revision=2),
+                                 stage("1-C", 3, date(2022, 10, 1), icb="QUY")])
+    assert await read() == ({"QJK": 2, "QUY": 2}, [("observations_below_stage4", "1-C"),
+                                                   ("observations_below_stage4", "1-D"),
+                                                   ("stage5_without_observations", "1-A")],
+                            {"QJK": 1, "QUY": 1})
+
+
 async def test_range_levels_and_csv(api):
     dash = auth(api, Role.DASHBOARD)
     r = await api.get("/adoption", params={"first": "2022/23 Q1", "last": "2022/23 Q4",
