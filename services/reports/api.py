@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -110,11 +111,36 @@ class ViewCache:
     observation or score applied, and every transaction that applies events also records
     the last one (a new id each time: the inbox applies an id once): their version is the
     stamp and that id. A request reads the version first, so it can only hit rows computed
-    at that version or later. Bounded: cleared when full.
+    at that version or later. Bounded: cleared when full. Requests that miss on one key at
+    once share one computation (``rows``): under traffic every new version is a miss for
+    every request in flight, and computing it for each of them compounded into seconds.
     """
 
     def __init__(self, size: int = 256) -> None:
         self._size, self._rows = size, {}
+        self._flights: dict[tuple, asyncio.Future] = {}
+
+    async def rows(self, key: tuple, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """The rows cached under ``key``, else computed once however many requests ask
+        meanwhile (if that computation fails, each waiting request computes its own)."""
+        found = self.get(key)
+        if found is not None or key[0] is None:
+            return found if found is not None else await compute()
+        flight = self._flights.get(key)
+        if flight is not None:
+            await asyncio.wait([flight])   # this request's own cancellation propagates
+            return flight.result() if not flight.cancelled() else await compute()
+        flight = self._flights[key] = asyncio.get_running_loop().create_future()
+        try:
+            rows = await compute()
+        except BaseException:
+            flight.cancel()
+            raise
+        finally:
+            del self._flights[key]
+        flight.set_result(rows)
+        self.put(key, rows)
+        return rows
 
     def get(self, key: tuple) -> Any:
         return None if key[0] is None else self._rows.get(key)
@@ -201,15 +227,15 @@ def router(runtime: Runtime) -> APIRouter:
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
             key = (version, "adoption", q.level, q.code, q.programme, q.tool, first, last,
                    None if allowed is None else frozenset(allowed))
-            rows = cache.get(key)
-            if rows is None:
-                area = queries.Area(q.level, q.code, allowed)
-                rows = []
+
+            async def compute() -> list:
+                area, rows = queries.Area(q.level, q.code, allowed), []
                 for programme in await programmes_of(session, q.programme):
                     rows += await queries.adoption(session, area=area, programme=programme,
                                                    first=first, last=last, tool=q.tool,
                                                    targets=targets(programme), floor=floor)
-                cache.put(key, rows)
+                return rows
+            rows = await cache.rows(key, compute)
         if q.format == "csv":
             return render.csv_response(map(render.adoption_flat, rows), "adoption.csv", meta)
         return reply(meta, key, lambda: [render.adoption_json(r) for r in rows])
@@ -224,17 +250,17 @@ def router(runtime: Runtime) -> APIRouter:
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
             key = (version, "transitions", q.level, q.code, q.programme, first, last,
                    None if allowed is None else frozenset(allowed))
-            rows = cache.get(key)
-            if rows is None:
-                area = queries.Area(q.level, q.code, allowed)
-                rows = []
+
+            async def compute() -> list:
+                area, rows = queries.Area(q.level, q.code, allowed), []
                 for programme in await programmes_of(session, q.programme):
                     for qn in range(first, last + 1):
                         found = await queries.transitions(session, area=area,
                                                           programme=programme, qn=qn)
                         rows += [render.transitions_json(qn, q.level, programme, code, t)
                                  for code, t in found.items()]
-                cache.put(key, rows)
+                return rows
+            rows = await cache.rows(key, compute)
         if q.format == "csv":
             flat = ({**{k: v for k, v in r.items() if k != "moves"},
                      "moves": ";".join(f"{m['from']}>{m['to']}:{m['sites']}" for m in r["moves"])}
@@ -252,15 +278,16 @@ def router(runtime: Runtime) -> APIRouter:
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
             key = (version, "activity", q.level, q.code, first, last,
                    None if allowed is None else frozenset(allowed))
-            rows = cache.get(key)
-            if rows is None:
+
+            async def compute() -> list:
                 rows = await activity_queries.activity(session, level=q.level, first=first,
                                                        last=last, keep=allowed, code=q.code)
                 for r in rows:
                     r.pop("qn")
                     r["complete_news2"]["percent"] = render.number(
                         r["complete_news2"]["percent"])
-                cache.put(key, rows)
+                return rows
+            rows = await cache.rows(key, compute)
         if q.format == "csv":
             return render.csv_response(map(_flatten, rows), "activity.csv", meta)
         return reply(meta, key, lambda: rows)
@@ -275,8 +302,8 @@ def router(runtime: Runtime) -> APIRouter:
             keep = scope.psc_filter(principal)
             key = (version, "quality", q.programme, first, last,
                    None if keep is None else frozenset(keep))
-            rows = cache.get(key)
-            if rows is None:
+
+            async def compute() -> list:
                 rows = []
                 for programme in await programmes_of(session, q.programme):
                     for qn in range(first, last + 1):
@@ -285,7 +312,8 @@ def router(runtime: Runtime) -> APIRouter:
                         rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
                                   "check": check, **item}
                                  for check, items in found.items() for item in items]
-                cache.put(key, rows)
+                return rows
+            rows = await cache.rows(key, compute)
         if q.format == "csv":
             return render.csv_response(rows, "quality.csv", meta)
         return reply(meta, key, lambda: rows)
