@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import any_, bindparam, event, insert, text
+from sqlalchemy import any_, bindparam, event, func, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -138,6 +138,15 @@ def _upsert_add(table: Table, dialect_name: str, index: tuple[str, ...],
     return stmt.on_conflict_do_update(
         index_elements=list(index), set_={c: table.c[c] + stmt.excluded[c] for c in names}
     )
+
+
+def upsert_max(table: Table, dialect_name: str, index: list[str], column: str) -> Insert:
+    """``INSERT ... ON CONFLICT (index) DO UPDATE SET column = the greater of the two``."""
+    mod = sqlite if dialect_name.startswith("sqlite") else postgresql
+    greater = func.max if dialect_name.startswith("sqlite") else func.greatest
+    stmt = mod.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=index, set_={column: greater(table.c[column], stmt.excluded[column])})
 
 
 def aware(instant: datetime) -> datetime:

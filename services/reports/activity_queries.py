@@ -21,11 +21,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.reports.activity import ACT, AREA, ROLLED
 from services.reports.domain.adoption import percent
 from services.reports.domain.stages import from_ordinal
-from services.reports.models import ReportSite, StageFact, StageRecord
+from services.reports.models import LatestReturn, ReportSite, StageFact
 from shared.dialect import aware
 from shared.quarters import local_date
 
-FACT, SITE, RECORD = StageFact.__table__, ReportSite.__table__, StageRecord.__table__
+FACT, SITE, LATEST = StageFact.__table__, ReportSite.__table__, LatestReturn.__table__
 
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
@@ -94,8 +94,8 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
 async def _stale_pscs(session: AsyncSession, programme: str, qn: int) -> list[dict]:
     start = from_ordinal(qn).start
     latest = dict((await session.execute(
-        select(RECORD.c.psc_code, func.max(RECORD.c.reported_at))
-        .where(RECORD.c.programme == programme).group_by(RECORD.c.psc_code))).all())
+        select(LATEST.c.psc_code, LATEST.c.reported_at)
+        .where(LATEST.c.programme == programme))).all())
     pscs = (await session.execute(select(SITE.c.psc_code).distinct())).scalars().all()
     out = []
     for psc in sorted(set(pscs) | set(latest)):

@@ -6,27 +6,38 @@ its register row, whatever order the events arrived in (``upkeep`` keeps it so p
 transaction; ``rebuild`` derives it all at once). The horizon is the current quarter by the
 clock; when the clock enters a new quarter the next transaction extends every series to it.
 ``reports_stage_count`` moves with the facts in the same transaction (counter deltas of the
-facts removed and added), so counts always equal a GROUP BY of the facts.
+facts removed and added), so counts always equal a GROUP BY of the facts; and
+``reports_latest_return`` with the stage records (each PSC's newest ``reported_at``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Insert
 
 from services.reports.domain.stages import StagePoint, ordinal
-from services.reports.models import Freshness, ReportSite, StageCount, StageFact, StageRecord
-from shared.dialect import aware, upsert
+from services.reports.models import (
+    Freshness,
+    LatestReturn,
+    ReportSite,
+    StageCount,
+    StageFact,
+    StageRecord,
+)
+from shared.dialect import aware, upsert, upsert_max
 from shared.events import Envelope
 from shared.quarters import Quarter
 
 SITE, RECORD, FACT, FRESH = (ReportSite.__table__, StageRecord.__table__, StageFact.__table__,
                              Freshness.__table__)
-COUNT = StageCount.__table__
+COUNT, LATEST = StageCount.__table__, LatestReturn.__table__
 COUNT_KEY = ["programme", "qn", "level", "code", "tool", "stage"]
 
 
@@ -80,3 +91,26 @@ def fact_row(site, programme: str, fact) -> dict:  # noqa: ANN001 - a Row and a 
     return {"site_id": site.site_id, "programme": programme, "qn": fact.qn, "tool": fact.tool,
             "stage": fact.stage, "icb_code": site.icb_code, "psc_code": site.psc_code,
             "region": site.region}
+
+
+def add_latest_returns(conn: Connection, records: Iterable[Mapping[str, Any]]) -> None:
+    """Raise each (programme, PSC)'s latest return to the newest of these records' (a
+    maximum: repeats and any order give the same)."""
+    newest: dict[tuple[str, str], datetime] = {}
+    for r in records:
+        key = (r["programme"], r["psc_code"])
+        if key not in newest or r["reported_at"] > newest[key]:
+            newest[key] = r["reported_at"]
+    if newest:
+        conn.execute(upsert_max(LATEST, conn.dialect.name, ["programme", "psc_code"],
+                                "reported_at"),
+                     [{"programme": p, "psc_code": c, "reported_at": at}
+                      for (p, c), at in sorted(newest.items())])
+
+
+def derive_latest_returns() -> list:
+    """Statements that make every latest return again from the stage records."""
+    return [delete(LATEST), insert(LATEST).from_select(
+        ["programme", "psc_code", "reported_at"],
+        select(RECORD.c.programme, RECORD.c.psc_code, func.max(RECORD.c.reported_at))
+        .group_by(RECORD.c.programme, RECORD.c.psc_code))]

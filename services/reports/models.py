@@ -45,6 +45,17 @@ class StageRecord(SQLModel, table=True):
     reported_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
 
+class LatestReturn(SQLModel, table=True):
+    """The newest ``reported_at`` among each PSC's stage records, per programme (data
+    quality's stale returns): kept with the records, a maximum, so any order gives it."""
+
+    __tablename__ = "reports_latest_return"
+
+    programme: str = Field(primary_key=True)
+    psc_code: str = Field(primary_key=True)
+    reported_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
 class StageFact(SQLModel, table=True):
     """Stage in force at a quarter end for an open, reported site (the adoption view's base).
 

@@ -469,6 +469,8 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     else:
         counts = list(totals(by_area))
     await copy_rows(session, COUNT, [*COUNT_KEY, "sites"], counts)
+    for statement in facts.derive_latest_returns():
+        await session.execute(statement)
     await activity.derive(session)
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())

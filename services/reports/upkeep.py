@@ -31,6 +31,7 @@ from services.reports.facts import (
     RECORD,
     SITE,
     Horizon,
+    add_latest_returns,
     fact_row,
     last_event,
     new_stamp,
@@ -83,6 +84,7 @@ def _apply(session: Session) -> None:
     records = session.info.pop(RECORDS, None)
     if records:
         conn.execute(insert_ignore(RECORD, conn.dialect.name), records)
+        add_latest_returns(conn, records)
     changed = bool(records) or bool(dirty)
     if horizon is not None:
         upto, extended = _horizon(conn, horizon)

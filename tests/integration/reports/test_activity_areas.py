@@ -8,7 +8,7 @@ complete, low, low-medium, medium, high, red scores, flags, claim mismatches.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -26,6 +26,7 @@ from tests.integration.reports.support import (
     reports_runtime,
     score,
     site,
+    stage,
     updated,
     view,
 )
@@ -154,3 +155,31 @@ async def test_the_migration_carries_existing_activity_over(tmp_path, request, d
     assert await view(runtime, "psc") == {"SW": (4, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0)}
     assert await view(runtime, "national") == {"ENG": (4, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0)}
     await runtime.db.dispose()
+
+
+async def test_stale_pscs_use_each_psc_newest_return_whatever_the_arrival_order(rt):
+    """Data quality's stale returns read each PSC's newest ``reported_at``, kept as records
+    arrive (an older return arriving later does not lower it) and derived again by a
+    rebuild."""
+    from services.reports.domain.stages import ordinal
+    from shared.quarters import Quarter
+
+    def reported(day: str) -> datetime:
+        return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+    await deliver(rt, [
+        site("1-A", "QJK"), site("1-D", "QHL"),
+        stage("1-A", 3, date(2022, 12, 1), reported=reported("2023-01-10")),
+        stage("1-A", 2, date(2022, 7, 1), reported=reported("2022-08-01")),   # older, later
+        stage("1-D", 1, date(2022, 8, 1), icb="QHL", reported=reported("2022-09-01"))])
+
+    async def stale(quarter: str) -> list[tuple[str, str]]:
+        async with rt.db.session() as s:
+            found = await activity_queries.quality(
+                s, programme="care-homes", qn=ordinal(Quarter.parse(quarter)), keep_psc=None)
+        return [(r["psc_code"], str(r["latest_return"])) for r in found["stale_pscs"]]
+
+    assert await stale("2022/23 Q4") == [("WM", "2022-09-01")]   # SW's newest is in Q4
+    assert await stale("2023/24 Q1") == [("SW", "2023-01-10"), ("WM", "2022-09-01")]
+    await rebuild.rebuild_from_history(rt.db, Horizon.of(FIRST))
+    assert await stale("2022/23 Q4") == [("WM", "2022-09-01")]

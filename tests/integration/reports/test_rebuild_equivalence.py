@@ -34,7 +34,8 @@ from services.reports import queries, rebuild, upkeep
 from services.reports.domain.adoption import NATIONAL, Ambitions
 from services.reports.domain.counts import LEVEL_COLUMNS
 from services.reports.domain.stages import StagePoint, ordinal, quarter_facts
-from services.reports.facts import COUNT, FACT, Horizon
+from services.reports.facts import COUNT, FACT, LATEST, Horizon
+from shared.dialect import aware
 from shared.events import Envelope
 from shared.migrations import upgrade
 from shared.quarters import Quarter
@@ -114,6 +115,8 @@ async def snapshot(rt) -> dict:
     out: dict = {}
     async with rt.db.session() as s:
         out["facts"] = sorted(tuple(r) for r in (await s.execute(select(FACT))).all())
+        out["latest_returns"] = sorted((p, c, aware(at)) for p, c, at in (  # SQLite: naive
+            await s.execute(select(LATEST))).all())
         # incremental counters may keep rows that netted to 0; a rebuild recounts from facts
         out["counts"] = sorted(tuple(r) for r in (await s.execute(
             select(COUNT).where(COUNT.c.sites != 0))).all())
