@@ -111,13 +111,15 @@ class ViewCache:
     observation or score applied, and every transaction that applies events also records
     the last one (a new id each time: the inbox applies an id once): their version is the
     stamp and that id. A request reads the version first, so it can only hit rows computed
-    at that version or later. Bounded: cleared when full. Requests that miss on one key at
-    once share one computation (``rows``): under traffic every new version is a miss for
-    every request in flight, and computing it for each of them compounded into seconds.
+    at that version or later. Requests that miss on one key at once share one computation
+    (``rows``): under traffic every new version is a miss for every request in flight, and
+    computing it for each of them compounded into seconds. Bounded: one version per query
+    (a newer one replaces it: under traffic a version lasts milliseconds, and a data-quality
+    answer is megabytes), and cleared when ``size`` queries are held.
     """
 
     def __init__(self, size: int = 256) -> None:
-        self._size, self._rows = size, {}
+        self._size, self._rows = size, {}   # query -> (version, rows)
         self._flights: dict[tuple, asyncio.Future] = {}
 
     async def rows(self, key: tuple, compute: Callable[[], Awaitable[Any]]) -> Any:
@@ -143,14 +145,16 @@ class ViewCache:
         return rows
 
     def get(self, key: tuple) -> Any:
-        return None if key[0] is None else self._rows.get(key)
+        """``key`` is (version, *query)."""
+        held = None if key[0] is None else self._rows.get(key[1:])
+        return held[1] if held is not None and held[0] == key[0] else None
 
     def put(self, key: tuple, rows: Any) -> None:
         if key[0] is None:
             return
-        if len(self._rows) >= self._size:
+        if len(self._rows) >= self._size and key[1:] not in self._rows:
             self._rows.clear()
-        self._rows[key] = rows
+        self._rows[key[1:]] = (key[0], rows)
 
     def encoded(self, key: tuple, rows: Callable[[], Any]) -> bytes:
         """The JSON of the rows cached under ``key``, encoded once per version (a data-quality

@@ -55,3 +55,19 @@ async def test_when_the_shared_computation_fails_each_waiter_computes_its_own():
     with pytest.raises(RuntimeError):
         await first
     assert await asyncio.gather(*waiters) == ["rows", "rows"] and len(attempts) == 3
+
+
+async def test_a_newer_version_replaces_the_older_one_of_the_same_query():
+    cache = ViewCache()
+
+    async def rows(value: str):  # noqa: ANN202
+        async def compute() -> str:
+            return value
+        return compute
+
+    assert await cache.rows(("v1", "quality", "Q4"), await rows("old")) == "old"
+    assert await cache.rows(("v2", "quality", "Q4"), await rows("new")) == "new"
+    assert cache.get(("v1", "quality", "Q4")) is None   # not kept beside the newer one
+    assert cache.get(("v2", "quality", "Q4")) == "new"
+    assert await cache.rows(("v1", "quality", "Q3"), await rows("other")) == "other"
+    assert cache.get(("v2", "quality", "Q4")) == "new"   # another query: both held
