@@ -123,13 +123,15 @@ async def reports_freshness(ctx: Context) -> list[Row]:
     return [row]
 
 
-def stream(in_play, n: int, prefix: str, seed: int) -> list[Outgoing]:  # type: ignore[no-untyped-def]
-    """``n`` encoded events, built before the clock starts (see the module docstring)."""
+def stream(in_play, n: int, prefix: str, seed: int,  # type: ignore[no-untyped-def]
+           stage_every: int | None = STAGE_EVERY) -> list[Outgoing]:
+    """``n`` encoded events, built before the clock starts (see the module docstring);
+    ``stage_every=None``: observation and score pairs only."""
     rnd, now = random.Random(seed), datetime.now(UTC)
     out: list[Outgoing] = []
     while len(out) < n:
         h = rnd.choice(in_play)
-        if len(out) % STAGE_EVERY == STAGE_EVERY - 1:
+        if stage_every and len(out) % stage_every == stage_every - 1:
             event = StageChanged(submission_id=uuid.uuid4(), site_id=h.site_id,
                                  icb_code=h.icb_code, psc_code=h.psc_code, programme=PROGRAMME,
                                  from_tool=None, to_tool="NEWS2 and soft signs",

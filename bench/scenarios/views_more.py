@@ -11,11 +11,12 @@ with nothing else running; this scenario reads, with a dashboard token, one row 
 - ``GET /adoption?level=psc&quarter=2022/23 Q4&programme=deterioration`` (the ``views``
   row's query, here under traffic),
 
-while a reports worker applies observation traffic to the same database (``Traffic``: the
-``reports-freshness`` stream, open loop at the run's rate, 1,000 events/s in a full run).
+while a reports worker applies observation traffic to the same database (``Traffic``:
+observation and score pairs, open loop at the run's rate, 1,000 events/s in a full run).
 Reports caches a view's rows per version (``services/reports/api.py: ViewCache``): activity
-and quality change with every transaction the traffic commits, adoption and transitions with
-each StageChanged (one event in a hundred), so reads hit only between those.
+and quality change with every transaction the traffic commits, so their reads hit only
+between two; adoption and transitions change only with the register or a stage, which this
+traffic leaves alone (a stage change costs the next reader a cold read, in each note).
 
 The database is a copy of the rebuilt national one (``reports.populate``'s ``template_url``,
 which nothing connects to: the ``views`` API holds its ``url``) with activity added
@@ -138,10 +139,12 @@ async def views_more(ctx: Context) -> list[Row]:
 class Traffic:
     """Observation traffic into the measured database while the views are read: a reports
     worker (``mandet worker reports``) on that database, on topics of its own, consuming what
-    the harness publishes open loop at the run's rate (``reports-freshness``' stream:
-    ObservationRecorded + ScoreComputed pairs, one StageChanged in a hundred). Each applied
-    transaction records its last event, so a cached activity or quality answer lasts only
-    until the next one, and a StageChanged changes the facts and so every view's version."""
+    the harness publishes open loop at the run's rate (``reports-freshness``' stream without
+    its StageChanged: ObservationRecorded + ScoreComputed pairs only, the issue's "observation
+    traffic"). Each applied transaction records its last event, so a cached activity or
+    quality answer lasts only until the next one; adoption and transitions keep theirs until
+    a register or stage change, which this traffic does not send (the note of each row gives
+    the cold read, which is what such a change costs the next reader)."""
 
     def __init__(self, url: str, producer: Any, events: list, rate: float) -> None:
         self.url, self.producer, self.events, self.rate = url, producer, events, rate
@@ -164,7 +167,7 @@ class Traffic:
                                 prefix)
         rate = drive.sizes(ctx)["rate"]
         events = await asyncio.to_thread(stream, await homes(ctx), int(rate * TRAFFIC_S),
-                                         prefix, seed=907)
+                                         prefix, 907, None)
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=1)
         await producer.start()
@@ -211,9 +214,9 @@ class Traffic:
     def note(self, before: dict[str, float]) -> str:
         now = self.figures()
         rate = (now["sent"] - before["sent"]) / max(now["at"] - before["at"], 1e-9)
-        return (f"meanwhile {rate:,.0f} events/s published to a reports worker on this "
-                f"database" + (" (the traffic RAN OUT before the end)" if now["ran_out"]
-                               else ""))
+        out = (f"meanwhile {rate:,.0f} observation/score events/s published to a reports "
+               f"worker on this database")
+        return out + (" (the traffic RAN OUT before the end)" if now["ran_out"] else "")
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -241,8 +244,8 @@ async def _measure(ctx: Context, port: int, token: str, view: View, row: Row,
             f"{percentile(serial, 50):.1f}/{percentile(serial, 99):.1f} ms; saturation "
             f"{sat.achieved_rate:,.0f}/s (closed loop, {sat.errors} errors); one answer is "
             f"{cold[1]:,} bytes; reports caches rows per version (views stamp; for activity "
-            f"and quality also the last event applied), so a read between two traffic "
-            f"transactions may hit")
+            f"and quality also the last event applied, so only a read between two traffic "
+            f"transactions hits)")
     row.details |= {"cold_read_ms": cold[0], "sequential_ms": serial,
                     "saturation": sat.as_dict()}
     row.scenario = (f"QART view query p99 ({view.label}, observation traffic, open loop "
