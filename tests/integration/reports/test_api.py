@@ -105,6 +105,15 @@ async def test_adoption_json_with_numerators_denominators_and_freshness(api):
     assert r.headers["x-last-event-time"]
 
 
+async def publish_and_wait(api, changes) -> None:
+    before = await committed(api.runtime)
+    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in changes])
+    deadline = asyncio.get_running_loop().time() + 10
+    while await committed(api.runtime) < before + len(changes):
+        assert asyncio.get_running_loop().time() < deadline, "events not applied"
+        await asyncio.sleep(0.02)
+
+
 async def test_cached_views_follow_register_and_stage_changes(api):
     """Adoption rows are cached per views stamp: a closure, an opening or a late stage record
     must show in the very next read."""
@@ -117,24 +126,9 @@ async def test_cached_views_follow_register_and_stage_changes(api):
 
     assert await q3() == {"QHL": (1, 0), "QJK": (2, 2), "QUY": (1, 0)}
     assert await q3() == {"QHL": (1, 0), "QJK": (2, 2), "QUY": (1, 0)}   # from the cache
-    changes = [site("1-A", revision=2, closed=date(2022, 10, 15)), site("1-E", "QUY"),
-               stage("1-C", 4, date(2022, 6, 1), icb="QUY")]
-    before = await committed(api.runtime)
-    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in changes])
-    deadline = asyncio.get_running_loop().time() + 10
-    while await committed(api.runtime) < before + len(changes):
-        assert asyncio.get_running_loop().time() < deadline, "events not applied"
-        await asyncio.sleep(0.02)
+    await publish_and_wait(api, [site("1-A", revision=2, closed=date(2022, 10, 15)),
+                                 site("1-E", "QUY"), stage("1-C", 4, date(2022, 6, 1), icb="QUY")])
     assert await q3() == {"QHL": (1, 0), "QJK": (1, 1), "QUY": (2, 1)}
-
-
-async def publish_and_wait(api, changes) -> None:
-    before = await committed(api.runtime)
-    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in changes])
-    deadline = asyncio.get_running_loop().time() + 10
-    while await committed(api.runtime) < before + len(changes):
-        assert asyncio.get_running_loop().time() < deadline, "events not applied"
-        await asyncio.sleep(0.02)
 
 
 async def test_cached_activity_quality_and_transitions_follow_every_event(api):
