@@ -148,11 +148,8 @@ async def _upsert(session: AsyncSession, table, rows: Iterable[dict],  # noqa: A
                   returning: tuple[str, ...] | None = None) -> list:
     """Add ``counters`` of rows, in key order (one lock order for concurrent writers)."""
     ordered = sorted(rows, key=lambda r: tuple(r[k] for k in key))
-    if not ordered:
-        return []
-    columns = [*key, *(c for c in ordered[0] if c not in key)]
-    return await insert_rows(session, table, [{c: r[c] for c in columns} for r in ordered],
-                             add=(list(key), counters), returning=returning)
+    return await insert_rows(session, table, ordered, add=(list(key), counters),
+                             returning=returning)
 
 
 def _resident_rows(residents: Counter[tuple[str, int, str]]) -> list[dict]:
@@ -217,8 +214,6 @@ async def follow_register(session: AsyncSession, site_ids: Collection[str]) -> N
               .join(SITE, SITE.c.site_id == ACT.c.site_id)
               .where(in_values(ACT.c.site_id, sorted(site_ids), dialect),
                      or_(ACT.c.icb_code != SITE.c.icb_code, ACT.c.psc_code != SITE.c.psc_code)))
-    if dialect == "postgresql":
-        moving = moving.with_for_update(of=ACT)
     rows = (await session.execute(moving)).mappings().all()
     if not rows:
         return

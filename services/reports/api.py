@@ -181,10 +181,6 @@ def router(runtime: Runtime) -> APIRouter:
     def targets(programme: str) -> Ambitions:
         return targets_for(settings, programme)
 
-    async def fresh(session) -> tuple[dict[str, Any], int]:  # noqa: ANN001
-        meta, horizon, _, _ = await freshness_of(session, floor)
-        return meta, horizon
-
     async def versioned(session, events: bool  # noqa: ANN001
                         ) -> tuple[dict[str, Any], int, tuple | None]:
         """Freshness, horizon and the cache version (``ViewCache``): the views stamp, and
@@ -219,7 +215,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def freshness(principal: Annotated[Principal, Depends(require(*READERS))]) -> dict:
         """The last event applied to the views and its age."""
         async with runtime.db.session() as session:
-            return (await fresh(session))[0]
+            return (await freshness_of(session, floor))[0]
 
     @api.get("/adoption", response_model=None)
     async def adoption(q: Annotated[AdoptionQuery, Query()],
