@@ -38,8 +38,8 @@ def router(runtime: Runtime) -> APIRouter:
 
     async def rows_for(q: Window, principal: Principal, level: str, code: str | None,
                        programme: str, whole_range: bool) -> tuple[list, dict]:
+        meta, horizon, _, _ = await freshness_of(runtime.db, floor)
         async with runtime.db.session() as session:
-            meta, horizon, _, _ = await freshness_of(session, floor)
             first, last = window(q, floor, horizon)
             if whole_range and q.quarter is None and q.first is None:
                 first = max(floor, last - 7)   # default: the last two years

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,15 +57,16 @@ def transitions_json(qn: int, level: str, programme: str, code: str, t: Transiti
                                       for (a, b), n in t.moves.items()]}
 
 
-def freshness_json(row: Any | None, horizon: str | None) -> dict[str, Any]:
-    """The last event applied and how old it is (None before any event)."""
-    if row is None or row.event_time is None:
+def freshness_json(row: Mapping[str, Any] | None, horizon: str | None) -> dict[str, Any]:
+    """The last event applied and how old it is (None before any event); ``row`` is the
+    freshness row's columns."""
+    if row is None or row["event_time"] is None:
         return {"last_event": None, "age_seconds": None, "horizon": horizon}
-    now = datetime.now(UTC)
-    return {"last_event": {"id": row.event_id, "type": row.event_type,
-                           "time": aware(row.event_time).isoformat(),
-                           "applied_at": aware(row.applied_at).isoformat()},
-            "age_seconds": round((now - aware(row.event_time)).total_seconds(), 3),
+    now, at = datetime.now(UTC), aware(row["event_time"])
+    return {"last_event": {"id": row["event_id"], "type": row["event_type"],
+                           "time": at.isoformat(),
+                           "applied_at": aware(row["applied_at"]).isoformat()},
+            "age_seconds": round((now - at).total_seconds(), 3),
             "horizon": horizon}
 
 
