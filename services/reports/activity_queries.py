@@ -59,9 +59,15 @@ def _activity_row(row: Sequence, label: str, level: str) -> dict:
             "red_scores": red, "flags": flags, "claim_mismatches": mismatches}
 
 
+COLUMN = {"region": "region", "psc": "psc_code", "icb": "icb_code"}   # level -> site column
+
+
 async def quality(session: AsyncSession, *, programme: str, qn: int,
-                  keep_psc: Collection[str] | None) -> dict:
-    """The three data-quality lists for one quarter and programme."""
+                  keep_psc: Collection[str] | None,
+                  area: tuple[str, str] | None = None) -> dict:
+    """The three data-quality lists for one quarter and programme; ``area`` (level, code)
+    keeps the sites and PSCs of one region, PSC or ICB (by the register's codes, as the
+    other views count them)."""
     observed = func.coalesce(ACT.c.observation_sets, 0)
     high = (select(FACT.c.site_id, FACT.c.stage, FACT.c.icb_code, FACT.c.psc_code)
             .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
@@ -75,10 +81,19 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
                                                   FACT.c.programme == programme)))
            .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)
            .order_by(ACT.c.site_id))
+    candidates = None
+    if area is not None:
+        column, code = COLUMN[area[0]], area[1]
+        high = high.where(FACT.c[column] == code)
+        low = low.where(ACT.c[column] == code if column in ACT.c else ACT.c.site_id.in_(
+            select(SITE.c.site_id).where(SITE.c[column] == code)))
+        candidates = {code} if area[0] == "psc" else set((await session.execute(
+            select(SITE.c.psc_code).distinct().where(SITE.c[column] == code))).scalars())
 
     def kept(psc: str) -> bool:
         return keep_psc is None or psc in keep_psc
 
+    stale = await _stale_pscs(session, programme, qn, candidates)
     return {
         "stage5_without_observations": [
             {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
@@ -86,19 +101,23 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
         "observations_below_stage4": [
             {"site_id": s, "stage": st, "icb_code": i, "psc_code": p, "observation_sets": n}
             for s, st, i, p, n in (await session.execute(low)).all() if kept(p)],
-        "stale_pscs": [row for row in await _stale_pscs(session, programme, qn)
-                       if kept(row["psc_code"])],
+        "stale_pscs": [row for row in stale if kept(row["psc_code"])],
     }
 
 
-async def _stale_pscs(session: AsyncSession, programme: str, qn: int) -> list[dict]:
+async def _stale_pscs(session: AsyncSession, programme: str, qn: int,
+                      candidates: set[str] | None) -> list[dict]:
+    """PSCs whose latest return is older than the quarter, or who never made one, among
+    ``candidates`` (None: every PSC of the register copy and every PSC with a return)."""
     start = from_ordinal(qn).start
     latest = dict((await session.execute(
         select(LATEST.c.psc_code, LATEST.c.reported_at)
         .where(LATEST.c.programme == programme))).all())
-    pscs = (await session.execute(select(SITE.c.psc_code).distinct())).scalars().all()
+    if candidates is None:
+        pscs = (await session.execute(select(SITE.c.psc_code).distinct())).scalars().all()
+        candidates = set(pscs) | set(latest)
     out = []
-    for psc in sorted(set(pscs) | set(latest)):
+    for psc in sorted(candidates):
         last = latest.get(psc)
         last_day = None if last is None else local_date(aware(last))
         if last_day is None or last_day < start:

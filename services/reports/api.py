@@ -59,6 +59,9 @@ class ActivityQuery(Window):
 
 
 class QualityQuery(Window):
+    level: Literal["national", "region", "psc", "icb"] = "national"
+    code: str | None = Field(default=None, pattern=CODE,
+                             description="the area below national level (required there)")
     programme: str | None = Field(default=None, pattern=CODE)
 
 
@@ -312,12 +315,18 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/quality", response_model=None)
     async def quality(q: Annotated[QualityQuery, Query()],
                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
-        """Data-quality lists for each quarter asked for."""
+        """Data-quality lists for each quarter asked for: the nation's, or one region's,
+        PSC's or ICB's (``level`` and ``code``)."""
+        if q.level != "national" and q.code is None:
+            raise Problem(422, "Request is not valid", "code is required below national level",
+                          errors=[{"field": "code", "reason": "required for this level"}])
+        area = None if q.level == "national" else (q.level, q.code)
         meta, horizon, version = await versioned(events=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
             first, last = window(q, floor, horizon)
+            await scope.allowed_codes(session, principal, q.level, q.code)   # 403 outside
             keep = scope.psc_filter(principal)
-            key = (version, "quality", q.programme, first, last,
+            key = (version, "quality", area, q.programme, first, last,
                    None if keep is None else frozenset(keep))
 
             async def compute() -> list:
@@ -325,7 +334,7 @@ def router(runtime: Runtime) -> APIRouter:
                 for programme in await programmes_of(session, q.programme):
                     for qn in range(first, last + 1):
                         found = await activity_queries.quality(
-                            session, programme=programme, qn=qn, keep_psc=keep)
+                            session, programme=programme, qn=qn, keep_psc=keep, area=area)
                         rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
                                   "check": check, **item}
                                  for check, items in found.items() for item in items]

@@ -173,13 +173,20 @@ async def test_stale_pscs_use_each_psc_newest_return_whatever_the_arrival_order(
         stage("1-A", 2, date(2022, 7, 1), reported=reported("2022-08-01")),   # older, later
         stage("1-D", 1, date(2022, 8, 1), icb="QHL", reported=reported("2022-09-01"))])
 
-    async def stale(quarter: str) -> list[tuple[str, str]]:
+    async def stale(quarter: str, area: tuple[str, str] | None = None
+                    ) -> list[tuple[str, str]]:
         async with rt.db.session() as s:
             found = await activity_queries.quality(
-                s, programme="care-homes", qn=ordinal(Quarter.parse(quarter)), keep_psc=None)
+                s, programme="care-homes", qn=ordinal(Quarter.parse(quarter)), keep_psc=None,
+                area=area)
         return [(r["psc_code"], str(r["latest_return"])) for r in found["stale_pscs"]]
 
     assert await stale("2022/23 Q4") == [("WM", "2022-09-01")]   # SW's newest is in Q4
     assert await stale("2023/24 Q1") == [("SW", "2023-01-10"), ("WM", "2022-09-01")]
+    # One area's: the PSCs of its sites in the register copy.
+    assert await stale("2023/24 Q1", ("psc", "WM")) == [("WM", "2022-09-01")]
+    assert await stale("2023/24 Q1", ("icb", "QJK")) == [("SW", "2023-01-10")]
+    assert await stale("2023/24 Q1", ("region", "Midlands")) == [("WM", "2022-09-01")]
+    assert await stale("2023/24 Q1", ("icb", "QUY")) == []   # no site registered there
     await rebuild.rebuild_from_history(rt.db, Horizon.of(FIRST))
     assert await stale("2022/23 Q4") == [("WM", "2022-09-01")]

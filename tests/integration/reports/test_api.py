@@ -211,6 +211,37 @@ async def test_activity_and_quality(api):
     assert csv.text.splitlines()[0].startswith("quarter,programme,check")
 
 
+async def test_quality_by_area(api):
+    """Quality for one region, PSC or ICB lists only that area's sites, by the register's
+    codes (its stale PSCs: test_activity_areas); below national a code is required, and a
+    PSC token reads its own areas only."""
+    dash = auth(api, Role.DASHBOARD)
+
+    async def checks(quarter: str, headers=dash, **area) -> set[tuple[str, str]]:
+        r = await api.get("/quality", params={"quarter": quarter, **area}, headers=headers)
+        assert r.status_code == 200, r.text
+        return {(x["check"], x.get("site_id") or x["psc_code"]) for x in r.json()["rows"]}
+
+    both = {("stage5_without_observations", "1-A"), ("observations_below_stage4", "1-D")}
+    assert await checks("2022/23 Q3") == both
+    assert await checks("2022/23 Q3", level="psc", code="SW") == {
+        ("stage5_without_observations", "1-A")}
+    assert await checks("2022/23 Q3", level="icb", code="QHL") == {
+        ("observations_below_stage4", "1-D")}
+    assert await checks("2022/23 Q3", level="region", code="Midlands") == {
+        ("observations_below_stage4", "1-D")}
+    assert await checks("2022/23 Q3", level="icb", code="QUY") == set()   # no stage, no sets
+    missing = await api.get("/quality", params={"level": "psc"}, headers=dash)
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "code"
+    sw = auth(api, Role.PSC, pscs=["SW"])
+    assert await checks("2022/23 Q3", sw, level="icb", code="QJK") == {
+        ("stage5_without_observations", "1-A")}
+    for area in ({"level": "psc", "code": "WM"}, {"level": "region", "code": "Midlands"}):
+        r = await api.get("/quality", params={"quarter": "2022/23 Q3", **area}, headers=sw)
+        assert r.status_code == 403, area
+
+
 async def test_withdrawn_sets_leave_the_activity_json_csv_and_quality(api):
     """1-D's only set and one of 1-B's two (the high, flagged score) are withdrawn: 1-D
     drops out of the activity rows and of "observations below stage 4"; 1-B keeps its
