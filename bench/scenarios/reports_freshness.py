@@ -124,10 +124,13 @@ async def reports_freshness(ctx: Context) -> list[Row]:
 
 
 def stream(in_play, n: int, prefix: str, seed: int,  # type: ignore[no-untyped-def]
-           stage_every: int | None = STAGE_EVERY) -> list[Outgoing]:
+           stage_every: int | None = STAGE_EVERY, taken_near: datetime | None = None
+           ) -> list[Outgoing]:
     """``n`` encoded events, built before the clock starts (see the module docstring);
-    ``stage_every=None``: observation and score pairs only."""
+    ``stage_every=None``: observation and score pairs only; readings are taken up to two
+    hours before ``taken_near`` (default: now)."""
     rnd, now = random.Random(seed), datetime.now(UTC)
+    near = taken_near or now
     out: list[Outgoing] = []
     while len(out) < n:
         h = rnd.choice(in_play)
@@ -140,7 +143,7 @@ def stream(in_play, n: int, prefix: str, seed: int,  # type: ignore[no-untyped-d
             out.append(_out(prefix, event))
             continue
         resident = f"l1_bench{h.site_id}-{rnd.randrange(h.residents)}"
-        taken = now - timedelta(minutes=rnd.randint(1, 120))
+        taken = near - timedelta(minutes=rnd.randint(1, 120))
         obs = ObservationRecorded(
             observation_id=uuid.uuid4(), resident=resident, site_id=h.site_id,
             icb_code=h.icb_code, psc_code=h.psc_code, taken_at=taken, received_at=now,
