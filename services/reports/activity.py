@@ -30,15 +30,23 @@ makes them (and the codes and residents) again from the rows at its end, as the 
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.adoption import NATIONAL
 from services.reports.domain.stages import ordinal
-from services.reports.models import Activity, ActivityArea, ActivityResident, ReportSite
+from services.reports.models import (
+    Activity,
+    ActivityArea,
+    ActivityQuarter,
+    ActivityResident,
+    ReportSite,
+)
 from shared.dialect import in_values, insert_rows, lock_transaction
 from shared.events import Event
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
@@ -46,6 +54,7 @@ from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithd
 from shared.quarters import Quarter
 
 ACT, RES, AREA = Activity.__table__, ActivityResident.__table__, ActivityArea.__table__
+QUARTER = ActivityQuarter.__table__
 SITE = ReportSite.__table__
 AREAS = "reports.activity-areas"   # the lock (see the module docstring)
 RISK_COLUMNS = {"low": "risk_low", "low-medium": "risk_low_medium", "medium": "risk_medium",
@@ -100,6 +109,7 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     rows, residents = _tally(events)
     if not rows:
         return
+    await _new_versions(session, {qn for _, qn in rows})
     if not live:
         await _upsert(session, ACT, rows.values(), ("site_id", "qn"), COUNTERS)
         await _upsert(session, RES, _resident_rows(residents), ("site_id", "qn", "resident"),
@@ -118,6 +128,16 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     for site_id, qn, icb, psc in stored:
         _roll(areas, qn, icb, psc, rows[site_id, qn], 1)
     await _add_areas(session, areas)
+
+
+async def _new_versions(session: AsyncSession, quarters: Collection[int]) -> None:
+    """A fresh version for each quarter whose rows this transaction adds to (one
+    statement; quarters in order, one lock order for concurrent writers)."""
+    rows = [{"qn": qn, "version": uuid.uuid4().hex} for qn in sorted(quarters)]
+    mod = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    stmt = mod.insert(QUARTER).values(rows)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["qn"],
+                                                     set_={"version": stmt.excluded.version}))
 
 
 def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],

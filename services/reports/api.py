@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -16,7 +16,7 @@ from sqlmodel import select
 from services.reports import activity_queries, queries, render, scope
 from services.reports.domain.adoption import ALL_TOOLS, Ambitions
 from services.reports.domain.stages import from_ordinal, ordinal
-from services.reports.models import Freshness, IcbRegistrations
+from services.reports.models import ActivityQuarter, Freshness, IcbRegistrations
 from shared.auth import Principal, Role, require
 from shared.db import Database
 from shared.problems import Problem
@@ -94,33 +94,56 @@ def window(q: Window, floor: int, horizon: int) -> tuple[int, int]:
     return first, last
 
 
-FRESH = Freshness.__table__
-# The freshness row as asyncpg reads it: one statement outside any transaction.
-PG_FRESHNESS = (f"SELECT {', '.join(c.name for c in FRESH.columns)} FROM {FRESH.name}"
-                " WHERE id = 1")
+FRESH, QUARTERS = Freshness.__table__, ActivityQuarter.__table__
+COLUMNS = ", ".join(c.name for c in FRESH.columns)
+# The freshness row as asyncpg reads it: one statement outside any transaction; with the
+# activity quarters' versions for the routes that key by them.
+PG_FRESHNESS = f"SELECT {COLUMNS} FROM {FRESH.name} WHERE id = 1"
+PG_FRESHNESS_QUARTERS = (
+    f"SELECT {COLUMNS}, ARRAY(SELECT qn FROM {QUARTERS.name} ORDER BY qn) AS quarters,"
+    f" ARRAY(SELECT version FROM {QUARTERS.name} ORDER BY qn) AS versions"
+    f" FROM {FRESH.name} WHERE id = 1")
 
 
-async def freshness_of(db: Database, floor: int
-                       ) -> tuple[dict[str, Any], int, str | None, str | None]:
-    """Freshness metadata, the last materialised quarter (the clock's, before any event), the
-    views stamp and the last event applied (``ViewCache``'s versions).
+class Fresh(NamedTuple):
+    meta: dict[str, Any]   # freshness metadata, on every answer
+    horizon: int   # the last materialised quarter (the clock's, before any event)
+    stamp: str | None   # the views stamp (None: nothing applied yet, nothing cacheable)
+    quarters: dict[int, str]   # activity quarter -> version (asked for, else empty)
+
+    def version(self, qn: int | None = None) -> tuple | None:
+        """``ViewCache``'s version: the stamp, and for a quarter's activity or data quality
+        also that quarter's version."""
+        if self.stamp is None:
+            return None
+        return (self.stamp,) if qn is None else (self.stamp, self.quarters.get(qn))
+
+
+async def freshness_of(db: Database, floor: int, *, quarters: bool = False) -> Fresh:
+    """The freshness row, and with ``quarters`` the activity quarters' versions.
 
     Read first on every view request, so it is one statement on a pooled connection, outside
     any session or transaction (on PostgreSQL straight through asyncpg): through a session
     (BEGIN, an ORM select, ROLLBACK) it cost 0.6 ms of the API's CPU, most of a cached read.
     Anything a request reads after it is at least as new (invariant 13)."""
+    versions: dict[int, str] = {}
     async with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             found = await (await conn.get_raw_connection()).driver_connection.fetchrow(
-                PG_FRESHNESS)
+                PG_FRESHNESS_QUARTERS if quarters else PG_FRESHNESS)
+            row = None if found is None else dict(found)
+            if row is not None and quarters:
+                versions = dict(zip(row.pop("quarters"), row.pop("versions"), strict=True))
         else:
             found = (await conn.execute(select(FRESH).where(FRESH.c.id == 1))).first()
-    row = None if found is None else dict(found if conn.dialect.name == "postgresql"
-                                          else found._mapping)
+            row = None if found is None else dict(found._mapping)
+            if quarters:
+                versions = dict((await conn.execute(select(QUARTERS.c.qn,
+                                                           QUARTERS.c.version))).all())
     qn = row and row["horizon_qn"]
     horizon = qn if qn is not None else max(floor, ordinal(Quarter.of_instant(datetime.now(UTC))))
-    return (render.freshness_json(row, from_ordinal(horizon).label), horizon,
-            row and row["views_stamp"], row and row["event_id"])
+    return Fresh(render.freshness_json(row, from_ordinal(horizon).label), horizon,
+                 row and row["views_stamp"], versions)
 
 
 class ViewCache:
@@ -130,17 +153,19 @@ class ViewCache:
     copy, the stage history and the facts only, and every transaction that changes those
     writes a new random ``views_stamp`` beside them: their version is the stamp, which
     observation traffic does not change. Activity and quality also change with every
-    observation or score applied, and every transaction that applies events also records
-    the last one (a new id each time: the inbox applies an id once): their version is the
-    stamp and that id. A request reads the version first, so it can only hit rows computed
-    at that version or later. Requests that miss on one key at once share one computation
-    (``rows``): under traffic every new version is a miss for every request in flight, and
-    computing it for each of them compounded into seconds. Bounded: one version per query
-    (a newer one replaces it: under traffic a version lasts milliseconds, and a data-quality
-    answer is megabytes), and cleared when ``size`` queries are held.
+    observation or score applied; they are cached per quarter, and every transaction that
+    adds to a quarter's activity writes a new random version for that quarter
+    (``reports_activity_quarter``): a quarter's version is the stamp and its own, so
+    readings landing in the current quarter leave earlier quarters' answers cached. A
+    request reads the versions first, so it can only hit rows computed at that version or
+    later. Requests that miss on one key at once share one computation (``rows``): under
+    traffic every new version is a miss for every request in flight, and computing it for
+    each of them compounded into seconds. Bounded: one version per query (a newer one
+    replaces it: under traffic a version lasts milliseconds, and a data-quality answer is
+    megabytes), and cleared when ``size`` queries are held.
     """
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self._size, self._rows = size, {}   # query -> (version, rows)
         self._flights: dict[tuple, asyncio.Future] = {}
 
@@ -203,22 +228,29 @@ def router(runtime: Runtime) -> APIRouter:
     def targets(programme: str) -> Ambitions:
         return targets_for(settings, programme)
 
-    async def versioned(events: bool) -> tuple[dict[str, Any], int, tuple | None]:
-        """Freshness, horizon and the cache version (``ViewCache``): the views stamp, and
-        with ``events`` the last event applied too (None: not cacheable yet)."""
-        meta, horizon, stamp, last = await freshness_of(runtime.db, floor)
-        if stamp is None or (events and last is None):
-            return meta, horizon, None
-        return meta, horizon, (stamp, last) if events else (stamp,)
-
     async def programmes_of(session, programme: str | None) -> list[str]:  # noqa: ANN001
         return [programme] if programme else await queries.programmes(session)
 
-    def reply(meta: dict[str, Any], key: tuple, rows: Callable[[], Any]) -> Response:
-        """``{"freshness": meta, "rows": rows}``, the rows' JSON from the cache. Plain JSON
-        types only, encoded by pydantic-core (Rust): ``jsonable_encoder`` cost half a view
-        query, and the standard library's encoder four times as much as this."""
-        body = b'{"freshness":' + to_json(meta) + b',"rows":' + cache.encoded(key, rows) + b"}"
+    async def quarterly(fresh: Fresh, query: tuple, first: int, last: int,
+                        compute: Callable[[int], Awaitable[list]]
+                        ) -> list[tuple[tuple, Callable[[], list]]]:
+        """Each quarter's rows from the cache under that quarter's version, computed for
+        the quarters that missed: (key, rows) per quarter, in order."""
+        parts = []
+        for qn in range(first, last + 1):
+            key = (fresh.version(qn), *query, qn)
+            rows = await cache.rows(key, lambda qn=qn: compute(qn))
+            parts.append((key, lambda rows=rows: rows))
+        return parts
+
+    def reply(meta: dict[str, Any], parts: list[tuple[tuple, Callable[[], list]]]
+              ) -> Response:
+        """``{"freshness": meta, "rows": [...]}``, the rows' JSON from the cache: each part
+        (a cache key, its rows) encoded once per version, the parts' rows in order. Plain
+        JSON types only, encoded by pydantic-core (Rust): ``jsonable_encoder`` cost half a
+        view query, and the standard library's encoder four times as much as this."""
+        rows = b",".join(j[1:-1] for j in (cache.encoded(k, r) for k, r in parts) if j != b"[]")
+        body = b'{"freshness":' + to_json(meta) + b',"rows":[' + rows + b"]}"
         return Response(body, media_type="application/json",
                         headers=render.freshness_headers(meta))
 
@@ -235,18 +267,18 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/freshness")
     async def freshness(principal: Annotated[Principal, Depends(require(*READERS))]) -> dict:
         """The last event applied to the views and its age."""
-        return (await freshness_of(runtime.db, floor))[0]
+        return (await freshness_of(runtime.db, floor)).meta
 
     @api.get("/adoption", response_model=None)
     async def adoption(q: Annotated[AdoptionQuery, Query()],
                        principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Adoption by quarter: stages 0-7, >=3/>=5/>=6/=7 with numerator and denominator."""
-        meta, horizon, version = await versioned(events=False)
+        fresh = await freshness_of(runtime.db, floor)
         async with runtime.db.session() as session:   # connects only if a query needs it
-            first, last = window(q, floor, horizon)
+            first, last = window(q, floor, fresh.horizon)
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
-            key = (version, "adoption", q.level, q.code, q.programme, q.tool, first, last,
-                   None if allowed is None else frozenset(allowed))
+            key = (fresh.version(), "adoption", q.level, q.code, q.programme, q.tool, first,
+                   last, None if allowed is None else frozenset(allowed))
 
             async def compute() -> list:
                 area, rows = queries.Area(q.level, q.code, allowed), []
@@ -257,18 +289,19 @@ def router(runtime: Runtime) -> APIRouter:
                 return rows
             rows = await cache.rows(key, compute)
         if q.format == "csv":
-            return render.csv_response(map(render.adoption_flat, rows), "adoption.csv", meta)
-        return reply(meta, key, lambda: [render.adoption_json(r) for r in rows])
+            return render.csv_response(map(render.adoption_flat, rows), "adoption.csv",
+                                       fresh.meta)
+        return reply(fresh.meta, [(key, lambda: [render.adoption_json(r) for r in rows])])
 
     @api.get("/transitions", response_model=None)
     async def transitions(q: Annotated[TransitionsQuery, Query()],
                           principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Sites that moved up or down between consecutive quarter ends, stage to stage."""
-        meta, horizon, version = await versioned(events=False)
+        fresh = await freshness_of(runtime.db, floor)
         async with runtime.db.session() as session:   # connects only if a query needs it
-            first, last = window(q, floor + 1, horizon)
+            first, last = window(q, floor + 1, fresh.horizon)
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
-            key = (version, "transitions", q.level, q.code, q.programme, first, last,
+            key = (fresh.version(), "transitions", q.level, q.code, q.programme, first, last,
                    None if allowed is None else frozenset(allowed))
 
             async def compute() -> list:
@@ -285,32 +318,33 @@ def router(runtime: Runtime) -> APIRouter:
             flat = ({**{k: v for k, v in r.items() if k != "moves"},
                      "moves": ";".join(f"{m['from']}>{m['to']}:{m['sites']}" for m in r["moves"])}
                     for r in rows)
-            return render.csv_response(flat, "transitions.csv", meta)
-        return reply(meta, key, lambda: rows)
+            return render.csv_response(flat, "transitions.csv", fresh.meta)
+        return reply(fresh.meta, [(key, lambda: rows)])
 
     @api.get("/activity", response_model=None)
     async def activity(q: Annotated[ActivityQuery, Query()],
                        principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Observation sets, residents, complete NEWS2 share, risk bands, flags, mismatches."""
-        meta, horizon, version = await versioned(events=True)
+        fresh = await freshness_of(runtime.db, floor, quarters=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
-            first, last = window(q, floor, horizon)
+            first, last = window(q, floor, fresh.horizon)
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
-            key = (version, "activity", q.level, q.code, first, last,
-                   None if allowed is None else frozenset(allowed))
+            scoped = None if allowed is None else frozenset(allowed)
 
-            async def compute() -> list:
-                rows = await activity_queries.activity(session, level=q.level, first=first,
-                                                       last=last, keep=allowed, code=q.code)
+            async def compute(qn: int) -> list:
+                rows = await activity_queries.activity(session, level=q.level, first=qn,
+                                                       last=qn, keep=allowed, code=q.code)
                 for r in rows:
                     r.pop("qn")
                     r["complete_news2"]["percent"] = render.number(
                         r["complete_news2"]["percent"])
                 return rows
-            rows = await cache.rows(key, compute)
+            parts = await quarterly(fresh, ("activity", q.level, q.code, scoped), first, last,
+                                    compute)
         if q.format == "csv":
-            return render.csv_response(map(_flatten, rows), "activity.csv", meta)
-        return reply(meta, key, lambda: rows)
+            return render.csv_response(map(_flatten, rows_of(parts)), "activity.csv",
+                                       fresh.meta)
+        return reply(fresh.meta, parts)
 
     @api.get("/quality", response_model=None)
     async def quality(q: Annotated[QualityQuery, Query()],
@@ -321,30 +355,33 @@ def router(runtime: Runtime) -> APIRouter:
             raise Problem(422, "Request is not valid", "code is required below national level",
                           errors=[{"field": "code", "reason": "required for this level"}])
         area = None if q.level == "national" else (q.level, q.code)
-        meta, horizon, version = await versioned(events=True)
+        fresh = await freshness_of(runtime.db, floor, quarters=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
-            first, last = window(q, floor, horizon)
+            first, last = window(q, floor, fresh.horizon)
             await scope.allowed_codes(session, principal, q.level, q.code)   # 403 outside
             keep = scope.psc_filter(principal)
-            key = (version, "quality", area, q.programme, first, last,
-                   None if keep is None else frozenset(keep))
 
-            async def compute() -> list:
+            async def compute(qn: int) -> list:
                 rows = []
                 for programme in await programmes_of(session, q.programme):
-                    for qn in range(first, last + 1):
-                        found = await activity_queries.quality(
-                            session, programme=programme, qn=qn, keep_psc=keep, area=area)
-                        rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
-                                  "check": check, **item}
-                                 for check, items in found.items() for item in items]
+                    found = await activity_queries.quality(
+                        session, programme=programme, qn=qn, keep_psc=keep, area=area)
+                    rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
+                              "check": check, **item}
+                             for check, items in found.items() for item in items]
                 return rows
-            rows = await cache.rows(key, compute)
+            parts = await quarterly(fresh, ("quality", area, q.programme,
+                                            None if keep is None else frozenset(keep)),
+                                    first, last, compute)
         if q.format == "csv":
-            return render.csv_response(rows, "quality.csv", meta)
-        return reply(meta, key, lambda: rows)
+            return render.csv_response(rows_of(parts), "quality.csv", fresh.meta)
+        return reply(fresh.meta, parts)
 
     return api
+
+
+def rows_of(parts: list[tuple[tuple, Callable[[], list]]]) -> list:
+    return [row for _, rows in parts for row in rows()]
 
 
 def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -38,9 +38,9 @@ def router(runtime: Runtime) -> APIRouter:
 
     async def rows_for(q: Window, principal: Principal, level: str, code: str | None,
                        programme: str, whole_range: bool) -> tuple[list, dict]:
-        meta, horizon, _, _ = await freshness_of(runtime.db, floor)
+        fresh = await freshness_of(runtime.db, floor)
         async with runtime.db.session() as session:
-            first, last = window(q, floor, horizon)
+            first, last = window(q, floor, fresh.horizon)
             if whole_range and q.quarter is None and q.first is None:
                 first = max(floor, last - 7)   # default: the last two years
             allowed = await scope.allowed_codes(session, principal, level, code)
@@ -48,7 +48,7 @@ def router(runtime: Runtime) -> APIRouter:
                 session, area=queries.Area(level, code, allowed), programme=programme,
                 first=first, last=last, tool=ALL_TOOLS,
                 targets=targets_for(settings, programme), floor=floor)
-        return rows, meta
+        return rows, fresh.meta
 
     def image(data: bytes, fmt: str, meta: dict) -> Response:
         return Response(data, media_type=MEDIA[fmt], headers=render.freshness_headers(meta))

@@ -139,6 +139,18 @@ class ActivityArea(ActivityCounters, AreaQuarter, table=True):
     __tablename__ = "reports_activity_area"
 
 
+class ActivityQuarter(SQLModel, table=True):
+    """A fresh random ``version`` for a quarter in every transaction that adds to its
+    activity rows (``activity.add_many``): the API caches activity and data quality per
+    quarter under it, so readings landing in one quarter leave the others' cached answers
+    standing (ARCHITECTURE.md, invariant 13). No row: unchanged since the views stamp."""
+
+    __tablename__ = "reports_activity_quarter"
+
+    qn: int = Field(primary_key=True)
+    version: str = Field(max_length=32)
+
+
 class ActivityResident(SQLModel, table=True):
     """A resident's standing observation sets per site and quarter (pseudonyms only),
     additive like ``Activity``: the resident counts as observed there while ``sets`` > 0."""

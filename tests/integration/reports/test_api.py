@@ -132,8 +132,8 @@ async def test_cached_views_follow_register_and_stage_changes(api):
 
 
 async def test_cached_activity_quality_and_transitions_follow_every_event(api):
-    """Activity and quality are cached per (views stamp, last event applied), transitions
-    per views stamp: an observation, a move or a stage record must show in the next read."""
+    """Activity and quality are cached per (views stamp, quarter version), transitions per
+    views stamp: an observation, a move or a stage record must show in the next read."""
     dash = auth(api, Role.DASHBOARD)
 
     async def read() -> tuple[dict, list, dict]:
@@ -164,6 +164,60 @@ async def test_cached_activity_quality_and_transitions_follow_every_event(api):
                                                    ("observations_below_stage4", "1-D"),
                                                    ("stage5_without_observations", "1-A")],
                             {"QJK": 1, "QUY": 1})
+
+
+async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypatch):
+    """Activity and quality are cached per quarter under that quarter's version: a reading
+    taken in Q3 recomputes Q3 alone, and shows there; a move (a new views stamp) recomputes
+    every quarter."""
+    from services.reports import activity_queries
+
+    computed: list[tuple[str, int]] = []
+
+    def counting(name: str):
+        real = getattr(activity_queries, name)
+
+        async def call(session, **kw):
+            computed.append((name, kw.get("qn", kw.get("first"))))
+            return await real(session, **kw)
+        monkeypatch.setattr(activity_queries, name, call)
+
+    counting("activity")
+    counting("quality")
+    dash, q2, q3 = auth(api, Role.DASHBOARD), 8089, 8090   # 2022/23 Q2 and Q3
+
+    async def read() -> tuple[dict, set]:
+        span = {"first": "2022/23 Q2", "last": "2022/23 Q3"}
+        act = (await api.get("/activity", params={**span, "level": "icb"},
+                             headers=dash)).json()
+        quality = (await api.get("/quality", params=span, headers=dash)).json()
+        return ({(r["quarter"], r["code"]): r["observation_sets"] for r in act["rows"]},
+                {(r["quarter"], r["site_id"]) for r in quality["rows"]
+                 if r["check"] == "observations_below_stage4"})
+
+    before = await read()
+    assert before == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QHL"): 1},
+                      {("2022/23 Q3", "1-D")})
+    assert sorted(computed) == [("activity", q2), ("activity", q3), ("quality", q2),
+                                ("quality", q3)]
+    computed.clear()
+    assert await read() == before and computed == []   # all from the cache
+    await publish_and_wait(api, [observation("1-C", "p1_z", T, icb="QUY")])   # T: in Q3
+    assert await read() == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QHL"): 1,
+                             ("2022/23 Q3", "QUY"): 1},
+                            {("2022/23 Q3", "1-C"), ("2022/23 Q3", "1-D")})
+    assert sorted(computed) == [("activity", q3), ("quality", q3)]
+    computed.clear()
+    await publish_and_wait(api, [observation("1-C", "p1_z", datetime(2022, 8, 1, tzinfo=UTC),
+                                             icb="QUY")])
+    assert (await read())[0][("2022/23 Q2", "QUY")] == 1
+    assert sorted(computed) == [("activity", q2), ("quality", q2)]
+    computed.clear()
+    await publish_and_wait(api, [site("1-D", "QUY", revision=2)])   # a move: a new stamp
+    assert (await read())[0] == {("2022/23 Q2", "QUY"): 1, ("2022/23 Q3", "QJK"): 2,
+                                 ("2022/23 Q3", "QUY"): 2}
+    assert sorted(computed) == [("activity", q2), ("activity", q3), ("quality", q2),
+                                ("quality", q3)]
 
 
 async def test_range_levels_and_csv(api):
