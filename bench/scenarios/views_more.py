@@ -16,9 +16,10 @@ observation and score pairs, open loop at the run's rate, 1,000 events/s in a fu
 readings taken in 2022/23 Q4, the data set's latest quarter, which every read covers: so
 the traffic changes what activity and quality answer, as live readings would).
 Reports caches a view's rows per version (``services/reports/api.py: ViewCache``): activity
-and quality change with every transaction the traffic commits, so their reads hit only
-between two; adoption and transitions change only with the register or a stage, which this
-traffic leaves alone (a stage change costs the next reader a cold read, in each note).
+and quality per quarter, and the traffic's quarter changes with every transaction it
+commits, so that quarter's part hits only between two; adoption and transitions change only
+with the register or a stage, which this traffic leaves alone (a stage change costs the
+next reader a cold read, in each note).
 
 The database is a copy of the rebuilt national one (``reports.populate``'s ``template_url``,
 which nothing connects to: the ``views`` API holds its ``url``) with activity added
@@ -147,8 +148,9 @@ class Traffic:
     worker (``mandet worker reports``) on that database, on topics of its own, consuming what
     the harness publishes open loop at the run's rate (``reports-freshness``' stream without
     its StageChanged: ObservationRecorded + ScoreComputed pairs only, the issue's "observation
-    traffic"). Each applied transaction records its last event, so a cached activity or
-    quality answer lasts only until the next one; adoption and transitions keep theirs until
+    traffic", taken in ``LAST``). Each applied transaction writes a new version for that
+    quarter, so its cached activity and quality last only until the next one (the other
+    quarters' stay cached); adoption and transitions keep theirs until
     a register or stage change, which this traffic does not send (the note of each row gives
     the cold read, which is what such a change costs the next reader)."""
 
@@ -249,9 +251,9 @@ async def _measure(ctx: Context, port: int, token: str, view: View, row: Row,
     read = (f"cold first read {cold[0]:.1f} ms, then {SERVICE_READS} in a row p50/p99 "
             f"{percentile(serial, 50):.1f}/{percentile(serial, 99):.1f} ms; saturation "
             f"{sat.achieved_rate:,.0f}/s (closed loop, {sat.errors} errors); one answer is "
-            f"{cold[1]:,} bytes; reports caches rows per version (views stamp; for activity "
-            f"and quality also the last event applied, so only a read between two traffic "
-            f"transactions hits)")
+            f"{cold[1]:,} bytes; reports caches rows per version (views stamp; activity and "
+            f"quality per quarter, also under that quarter's version, so a quarter the "
+            f"traffic lands in hits only between two traffic transactions)")
     row.details |= {"cold_read_ms": cold[0], "sequential_ms": serial,
                     "saturation": sat.as_dict()}
     row.scenario = (f"QART view query p99 ({view.label}, observation traffic, open loop "

@@ -109,11 +109,11 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     rows, residents = _tally(events)
     if not rows:
         return
-    await _new_versions(session, {qn for _, qn in rows})
     if not live:
         await _upsert(session, ACT, rows.values(), ("site_id", "qn"), COUNTERS)
         await _upsert(session, RES, _resident_rows(residents), ("site_id", "qn", "resident"),
                       ("sets",))
+        await _new_versions(session, {qn for _, qn in rows})
         return
     await lock_transaction(session, AREAS, shared=True)
     register = await registered(session, {s for s, _ in rows})
@@ -128,11 +128,14 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     for site_id, qn, icb, psc in stored:
         _roll(areas, qn, icb, psc, rows[site_id, qn], 1)
     await _add_areas(session, areas)
+    await _new_versions(session, {qn for _, qn in rows})
 
 
 async def _new_versions(session: AsyncSession, quarters: Collection[int]) -> None:
-    """A fresh version for each quarter whose rows this transaction adds to (one
-    statement; quarters in order, one lock order for concurrent writers)."""
+    """A fresh version for each quarter whose rows this transaction adds to: one statement,
+    quarters in order, last (concurrent adders already queue on the quarter's national area
+    row by then, so this row lock serialises nothing more; written first, it held a lock a
+    register change's exclusive ``AREAS`` holder could wait on: a deadlock)."""
     rows = [{"qn": qn, "version": uuid.uuid4().hex} for qn in sorted(quarters)]
     mod = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     stmt = mod.insert(QUARTER).values(rows)

@@ -128,6 +128,38 @@ async def test_a_move_waits_for_activity_being_added_and_then_takes_it(pg_url, t
         await rt.db.dispose()
 
 
+async def test_an_add_waiting_for_a_register_change_holds_nothing_it_needs(pg_url, tmp_path):
+    """PostgreSQL: a register change holds ``activity.AREAS`` exclusively and then adds its
+    own batch's activity; an add arriving meanwhile waits for the lock before it locks any
+    row, so the change's add (the quarter's rows and version) goes through and both commit.
+    An add that locked its quarter's version row before waiting deadlocked with it."""
+    rt = reports_runtime(tmp_path, pg_url)
+    await upgrade(rt.db, rt.migrations)
+    try:
+        await deliver(rt, [site("1-A", "QJK"), site("1-B", "QJK")])
+        changing = rt.db.transaction()
+        session = await changing.__aenter__()
+        try:
+            await activity.lock_register(session)
+
+            async def add() -> None:
+                async with rt.db.transaction() as other:
+                    await activity.add_many(other, [parse(observation("1-B", "p1_y", T1))])
+
+            adding = asyncio.ensure_future(add())
+            await asyncio.sleep(0.5)
+            assert not adding.done()   # waiting for the register change
+            await activity.add_many(session, [parse(observation("1-A", "p1_x", T2))])
+        except BaseException:
+            await changing.__aexit__(None, None, None)
+            raise
+        await changing.__aexit__(None, None, None)
+        await asyncio.wait_for(adding, 10)
+        assert await view(rt, "icb") == {"QJK": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    finally:
+        await rt.db.dispose()
+
+
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 async def test_the_migration_carries_existing_activity_over(tmp_path, request, dialect):
     """0011 on a database at 0010: each row takes the register's codes (the site's events
