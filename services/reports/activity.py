@@ -26,6 +26,10 @@ apart: adding holds it shared from before it reads the register copy until commi
 register change holds it exclusively from before it writes the copy, so no row is added under
 codes a concurrent change has just replaced. A bulk replay skips the roll-ups and ``derive``
 makes them (and the codes and residents) again from the rows at its end, as the facts are.
+
+Versions. Every add also writes a fresh random version for each quarter it added to
+(``reports_activity_quarter``), which the API caches that quarter's activity and data
+quality under (ARCHITECTURE.md, invariant 13).
 """
 
 from __future__ import annotations
