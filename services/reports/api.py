@@ -362,12 +362,11 @@ def router(runtime: Runtime) -> APIRouter:
             keep = scope.psc_filter(principal)
 
             async def compute(qn: int) -> list:
-                rows = []
+                rows, label = [], from_ordinal(qn).label   # once: a list can be thousands
                 for programme in await programmes_of(session, q.programme):
                     found = await activity_queries.quality(
                         session, programme=programme, qn=qn, keep_psc=keep, area=area)
-                    rows += [{"quarter": from_ordinal(qn).label, "programme": programme,
-                              "check": check, **item}
+                    rows += [{"quarter": label, "programme": programme, "check": check, **item}
                              for check, items in found.items() for item in items]
                 return rows
             parts = await quarterly(fresh, ("quality", area, q.programme,
