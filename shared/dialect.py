@@ -71,11 +71,14 @@ def insert_ignore(table: Table, dialect_name: str) -> Insert:
     return mod.insert(table).on_conflict_do_nothing()
 
 
-def upsert(table: Table, dialect_name: str, index: list[str], values: dict[str, Any]) -> Insert:
-    """``INSERT ... ON CONFLICT (index) DO UPDATE`` setting every non-key column."""
+def upsert(table: Table, dialect_name: str, index: list[str],
+           values: dict[str, Any] | Sequence[dict[str, Any]]) -> Insert:
+    """``INSERT ... ON CONFLICT (index) DO UPDATE`` setting every non-key column, for one row
+    or several (every row with the same keys)."""
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
-    stmt = mod.insert(table).values(**values)
-    update = {k: stmt.excluded[k] for k in values if k not in index}
+    rows = [values] if isinstance(values, dict) else list(values)
+    stmt = mod.insert(table).values(rows)
+    update = {k: stmt.excluded[k] for k in rows[0] if k not in index}
     return stmt.on_conflict_do_update(index_elements=index, set_=update)
 
 

@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.adoption import NATIONAL
@@ -51,7 +50,7 @@ from services.reports.models import (
     ActivityResident,
     ReportSite,
 )
-from shared.dialect import in_values, insert_rows, lock_transaction
+from shared.dialect import in_values, insert_rows, lock_transaction, upsert
 from shared.events import Event
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
@@ -141,10 +140,7 @@ async def _new_versions(session: AsyncSession, quarters: Collection[int]) -> Non
     row by then, so this row lock serialises nothing more; written first, it held a lock a
     register change's exclusive ``AREAS`` holder could wait on: a deadlock)."""
     rows = [{"qn": qn, "version": uuid.uuid4().hex} for qn in sorted(quarters)]
-    mod = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    stmt = mod.insert(QUARTER).values(rows)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["qn"],
-                                                     set_={"version": stmt.excluded.version}))
+    await session.execute(upsert(QUARTER, session.get_bind().dialect.name, ["qn"], rows))
 
 
 def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],

@@ -302,12 +302,7 @@ async def test_withdrawn_sets_leave_the_activity_json_csv_and_quality(api):
     resident (one set of theirs stands) and the other score's figures."""
     withdrawals = [withdrawal(EVENTS[10]), withdrawal(EVENTS[8]),
                    score_withdrawal(EVENTS[11], EVENTS[13])]
-    before = await committed(api.runtime)
-    await api.bus.publish([Record(TOPIC[e.type], e.subject, encode(e)) for e in withdrawals])
-    deadline = asyncio.get_running_loop().time() + 10
-    while await committed(api.runtime) < before + len(withdrawals):
-        assert asyncio.get_running_loop().time() < deadline, "events not applied"
-        await asyncio.sleep(0.02)
+    await publish_and_wait(api, withdrawals)
     dash = auth(api, Role.DASHBOARD)
     params = {"quarter": "2022/23 Q3", "level": "site"}
     rows = {x["code"]: x for x in (await api.get("/activity", params=params,
