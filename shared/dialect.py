@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,13 +72,16 @@ def insert_ignore(table: Table, dialect_name: str) -> Insert:
 
 
 def upsert(table: Table, dialect_name: str, index: list[str],
-           values: dict[str, Any] | Sequence[dict[str, Any]]) -> Insert:
+           values: dict[str, Any] | Sequence[dict[str, Any]], *,
+           unless_null: Collection[str] = ()) -> Insert:
     """``INSERT ... ON CONFLICT (index) DO UPDATE`` setting every non-key column, for one row
-    or several (every row with the same keys)."""
+    or several (every row with the same keys); a column of ``unless_null`` keeps its stored
+    value where the row gives NULL."""
     mod = sqlite if dialect_name.startswith("sqlite") else postgresql
     rows = [values] if isinstance(values, dict) else list(values)
     stmt = mod.insert(table).values(rows)
-    update = {k: stmt.excluded[k] for k in rows[0] if k not in index}
+    update = {k: func.coalesce(stmt.excluded[k], table.c[k]) if k in unless_null
+              else stmt.excluded[k] for k in rows[0] if k not in index}
     return stmt.on_conflict_do_update(index_elements=index, set_=update)
 
 

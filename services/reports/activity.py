@@ -28,8 +28,9 @@ codes a concurrent change has just replaced. A bulk replay skips the roll-ups an
 makes them (and the codes and residents) again from the rows at its end, as the facts are.
 
 Versions. Every add also writes a fresh random version for each quarter it added to
-(``reports_activity_quarter``), which the API caches that quarter's activity and data
-quality under (ARCHITECTURE.md, invariant 13).
+(``reports_activity_quarter``), which the API caches that quarter's activity under, and a
+fresh data-quality version for each quarter where it started or ended a site's observations,
+which the API caches that quarter's data quality under (ARCHITECTURE.md, invariant 13).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
         await _upsert(session, ACT, rows.values(), ("site_id", "qn"), COUNTERS)
         await _upsert(session, RES, _resident_rows(residents), ("site_id", "qn", "resident"),
                       ("sets",))
-        await _new_versions(session, {qn for _, qn in rows})
+        quarters = {qn for _, qn in rows}
+        await _new_versions(session, quarters, quarters)
         return
     await lock_transaction(session, AREAS, shared=True)
     register = await registered(session, {s for s, _ in rows})
@@ -126,21 +128,31 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     for key, n in (await _observed(session, residents)).items():
         rows[key]["residents"] = n
     stored = await _upsert(session, ACT, rows.values(), ("site_id", "qn"), ROLLED,
-                           returning=("site_id", "qn", "icb_code", "psc_code"))
+                           returning=("site_id", "qn", "icb_code", "psc_code",
+                                      "observation_sets"))
     areas: dict[tuple[str, int, str], Counter[str]] = {}
-    for site_id, qn, icb, psc in stored:
-        _roll(areas, qn, icb, psc, rows[site_id, qn], 1)
+    lists: set[int] = set()   # quarters where a site's observations started or ended
+    for site_id, qn, icb, psc, sets in stored:
+        row = rows[site_id, qn]
+        _roll(areas, qn, icb, psc, row, 1)
+        if (sets > 0) != (sets - row["observation_sets"] > 0):
+            lists.add(qn)
     await _add_areas(session, areas)
-    await _new_versions(session, {qn for _, qn in rows})
+    await _new_versions(session, {qn for _, qn in rows}, lists)
 
 
-async def _new_versions(session: AsyncSession, quarters: Collection[int]) -> None:
-    """A fresh version for each quarter whose rows this transaction adds to: one statement,
-    quarters in order, last (concurrent adders already queue on the quarter's national area
-    row by then, so this row lock serialises nothing more; written first, it held a lock a
+async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[int]) -> None:
+    """A fresh version for each quarter whose rows this transaction adds to, and a fresh
+    data-quality version for those of ``lists``, where a site's observations started or
+    ended (a site's sets rose from 0 or fell to 0: what the data-quality lists read; the
+    other counts they do not show; the others keep theirs). One statement, quarters in
+    order, last (concurrent adders already queue on the quarter's national area row by
+    then, so this row lock serialises nothing more; written first, it held a lock a
     register change's exclusive ``AREAS`` holder could wait on: a deadlock)."""
-    rows = [{"qn": qn, "version": uuid.uuid4().hex} for qn in sorted(quarters)]
-    await session.execute(upsert(QUARTER, session.get_bind().dialect.name, ["qn"], rows))
+    rows = [{"qn": qn, "version": uuid.uuid4().hex,
+             "quality": uuid.uuid4().hex if qn in lists else None} for qn in sorted(quarters)]
+    await session.execute(upsert(QUARTER, session.get_bind().dialect.name, ["qn"], rows,
+                                 unless_null=("quality",)))
 
 
 def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],

@@ -8,7 +8,9 @@ residents all net to 0 (everything it counted withdrawn, or moved to another are
 out, as if never recorded.
 Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
 observations, sites with observations below stage 4, and PSCs whose latest return is older
-than the quarter.
+than the quarter. The lists name sites, not how many sets each has (``/activity`` at site
+level counts them): so they change only when a site's observations in the quarter start or
+end, and the API keeps them cached while readings land at sites already observed.
 """
 
 from __future__ import annotations
@@ -73,9 +75,9 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
             .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
                                                   ACT.c.qn == FACT.c.qn)))
             .where(FACT.c.programme == programme, FACT.c.qn == qn, FACT.c.stage >= 5,
-                   observed == 0).order_by(FACT.c.site_id))
+                   observed <= 0).order_by(FACT.c.site_id))
     stage = func.coalesce(FACT.c.stage, 0)
-    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code, ACT.c.observation_sets)
+    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code)
            .select_from(ACT.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
                                                   FACT.c.qn == ACT.c.qn,
                                                   FACT.c.programme == programme)))
@@ -99,8 +101,8 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
             {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
             for s, st, i, p in (await session.execute(high)).all() if kept(p)],
         "observations_below_stage4": [
-            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p, "observation_sets": n}
-            for s, st, i, p, n in (await session.execute(low)).all() if kept(p)],
+            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
+            for s, st, i, p in (await session.execute(low)).all() if kept(p)],
         "stale_pscs": [row for row in stale if kept(row["psc_code"])],
     }
 

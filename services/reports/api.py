@@ -101,7 +101,8 @@ COLUMNS = ", ".join(c.name for c in FRESH.columns)
 PG_FRESHNESS = f"SELECT {COLUMNS} FROM {FRESH.name} WHERE id = 1"
 PG_FRESHNESS_QUARTERS = (
     f"SELECT {COLUMNS}, ARRAY(SELECT qn FROM {QUARTERS.name} ORDER BY qn) AS quarters,"
-    f" ARRAY(SELECT version FROM {QUARTERS.name} ORDER BY qn) AS versions"
+    f" ARRAY(SELECT version FROM {QUARTERS.name} ORDER BY qn) AS versions,"
+    f" ARRAY(SELECT quality FROM {QUARTERS.name} ORDER BY qn) AS qualities"
     f" FROM {FRESH.name} WHERE id = 1")
 
 
@@ -109,14 +110,18 @@ class Fresh(NamedTuple):
     meta: dict[str, Any]   # freshness metadata, on every answer
     horizon: int   # the last materialised quarter (the clock's, before any event)
     stamp: str | None   # the views stamp (None: nothing applied yet, nothing cacheable)
-    quarters: dict[int, str]   # activity quarter -> version (asked for, else empty)
+    # activity quarter -> (its version, its data-quality version) (asked for, else empty)
+    quarters: dict[int, tuple[str, str | None]]
 
-    def version(self, qn: int | None = None) -> tuple | None:
-        """``ViewCache``'s version: the stamp, and for a quarter's activity or data quality
-        also that quarter's version."""
+    def version(self, qn: int | None = None, *, quality: bool = False) -> tuple | None:
+        """``ViewCache``'s version: the stamp, and for a quarter's activity also that
+        quarter's version, or for its data quality that quarter's data-quality version."""
         if self.stamp is None:
             return None
-        return (self.stamp,) if qn is None else (self.stamp, self.quarters.get(qn))
+        if qn is None:
+            return (self.stamp,)
+        versions = self.quarters.get(qn, (None, None))
+        return (self.stamp, versions[1] if quality else versions[0])
 
 
 async def freshness_of(db: Database, floor: int, *, quarters: bool = False) -> Fresh:
@@ -126,20 +131,22 @@ async def freshness_of(db: Database, floor: int, *, quarters: bool = False) -> F
     any session or transaction (on PostgreSQL straight through asyncpg): through a session
     (BEGIN, an ORM select, ROLLBACK) it cost 0.6 ms of the API's CPU, most of a cached read.
     Anything a request reads after it is at least as new (invariant 13)."""
-    versions: dict[int, str] = {}
+    versions: dict[int, tuple[str, str | None]] = {}
     async with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             found = await (await conn.get_raw_connection()).driver_connection.fetchrow(
                 PG_FRESHNESS_QUARTERS if quarters else PG_FRESHNESS)
             row = None if found is None else dict(found)
             if row is not None and quarters:
-                versions = dict(zip(row.pop("quarters"), row.pop("versions"), strict=True))
+                versions = {qn: (v, q) for qn, v, q in zip(
+                    row.pop("quarters"), row.pop("versions"), row.pop("qualities"),
+                    strict=True)}
         else:
             found = (await conn.execute(select(FRESH).where(FRESH.c.id == 1))).first()
             row = None if found is None else dict(found._mapping)
             if quarters:
-                versions = dict((await conn.execute(select(QUARTERS.c.qn,
-                                                           QUARTERS.c.version))).all())
+                versions = {qn: (v, q) for qn, v, q in await conn.execute(
+                    select(QUARTERS.c.qn, QUARTERS.c.version, QUARTERS.c.quality))}
     qn = row and row["horizon_qn"]
     horizon = qn if qn is not None else max(floor, ordinal(Quarter.of_instant(datetime.now(UTC))))
     return Fresh(render.freshness_json(row, from_ordinal(horizon).label), horizon,
@@ -152,11 +159,14 @@ class ViewCache:
     Exact without invalidation messages. Adoption and transitions derive from the register
     copy, the stage history and the facts only, and every transaction that changes those
     writes a new random ``views_stamp`` beside them: their version is the stamp, which
-    observation traffic does not change. Activity and quality also change with every
-    observation or score applied; they are cached per quarter, and every transaction that
-    adds to a quarter's activity writes a new random version for that quarter
-    (``reports_activity_quarter``): a quarter's version is the stamp and its own, so
-    readings landing in the current quarter leave earlier quarters' answers cached. A
+    observation traffic does not change. Activity also changes with every observation or
+    score applied, data quality when a site's observations in a quarter start or end; both
+    are cached per quarter, and every transaction that adds to a quarter's activity writes
+    a new random version for that quarter (``reports_activity_quarter``), and a new
+    data-quality version when it starts or ends a site's observations there: a quarter's
+    activity version is the stamp and its version, its data quality's the stamp and its
+    data-quality version. Readings landing in the current quarter leave earlier quarters'
+    answers cached, and readings at sites already observed leave data quality cached. A
     request reads the versions first, so it can only hit rows computed at that version or
     later. Requests that miss on one key at once share one computation (``rows``): under
     traffic every new version is a miss for every request in flight, and computing it for
@@ -232,13 +242,14 @@ def router(runtime: Runtime) -> APIRouter:
         return [programme] if programme else await queries.programmes(session)
 
     async def quarterly(fresh: Fresh, query: tuple, first: int, last: int,
-                        compute: Callable[[int], Awaitable[list]]
+                        compute: Callable[[int], Awaitable[list]], *, quality: bool = False
                         ) -> list[tuple[tuple, Callable[[], list]]]:
-        """Each quarter's rows from the cache under that quarter's version, computed for
-        the quarters that missed: (key, rows) per quarter, in order."""
+        """Each quarter's rows from the cache under that quarter's version (its activity
+        version, or with ``quality`` its data-quality version), computed for the quarters
+        that missed: (key, rows) per quarter, in order."""
         parts = []
         for qn in range(first, last + 1):
-            key = (fresh.version(qn), *query, qn)
+            key = (fresh.version(qn, quality=quality), *query, qn)
             rows = await cache.rows(key, lambda qn=qn: compute(qn))
             parts.append((key, lambda rows=rows: rows))
         return parts
@@ -371,7 +382,7 @@ def router(runtime: Runtime) -> APIRouter:
                 return rows
             parts = await quarterly(fresh, ("quality", area, q.programme,
                                             None if keep is None else frozenset(keep)),
-                                    first, last, compute)
+                                    first, last, compute, quality=True)
         if q.format == "csv":
             return render.csv_response(rows_of(parts), "quality.csv", fresh.meta)
         return reply(fresh.meta, parts)

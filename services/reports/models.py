@@ -141,14 +141,19 @@ class ActivityArea(ActivityCounters, AreaQuarter, table=True):
 
 class ActivityQuarter(SQLModel, table=True):
     """A fresh random ``version`` for a quarter in every transaction that adds to its
-    activity rows (``activity.add_many``): the API caches activity and data quality per
-    quarter under it, so readings landing in one quarter leave the others' cached answers
-    standing (ARCHITECTURE.md, invariant 13). No row: unchanged since the views stamp."""
+    activity rows (``activity.add_many``), and a fresh ``quality`` in those that start or
+    end a site's observations in it (a site's sets there rise from 0, or fall to 0): the
+    API caches the quarter's activity under the first and its data quality under the second,
+    so readings landing in one quarter leave the others' cached answers standing, and
+    further readings at a site already observed leave its data quality standing
+    (ARCHITECTURE.md, invariant 13). No row, or no ``quality``: unchanged since the views
+    stamp."""
 
     __tablename__ = "reports_activity_quarter"
 
     qn: int = Field(primary_key=True)
     version: str = Field(max_length=32)
+    quality: str | None = Field(default=None, max_length=32)
 
 
 class ActivityResident(SQLModel, table=True):

@@ -49,8 +49,7 @@ async def test_activity_rolls_up_by_the_registers_area_codes(rt):
         quality = await activity_queries.quality(s, programme="care-homes", qn=Q3,
                                                  keep_psc=None)
     assert quality["observations_below_stage4"] == [
-        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW",
-         "observation_sets": 2}]
+        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW"}]
 
 
 async def test_a_site_that_moves_takes_its_counts_to_its_new_icb_and_psc(rt):

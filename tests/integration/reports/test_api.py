@@ -167,9 +167,10 @@ async def test_cached_activity_quality_and_transitions_follow_every_event(api):
 
 
 async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypatch):
-    """Activity and quality are cached per quarter under that quarter's version: a reading
-    taken in Q3 recomputes Q3 alone, and shows there; a move (a new views stamp) recomputes
-    every quarter."""
+    """Activity is cached per quarter under that quarter's version, data quality under its
+    data-quality version: a reading taken in Q3 recomputes Q3's activity alone, and its
+    data quality only if it starts a site's observations there (as does a withdrawal that
+    ends them); a move (a new views stamp) recomputes every quarter."""
     from services.reports import activity_queries
 
     computed: list[tuple[str, int]] = []
@@ -208,14 +209,26 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
                             {("2022/23 Q3", "1-C"), ("2022/23 Q3", "1-D")})
     assert sorted(computed) == [("activity", q3), ("quality", q3)]
     computed.clear()
+    second = observation("1-C", "p1_z", T, icb="QUY")   # 1-C is already observed in Q3
+    await publish_and_wait(api, [second])
+    assert await read() == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QHL"): 1,
+                             ("2022/23 Q3", "QUY"): 2},
+                            {("2022/23 Q3", "1-C"), ("2022/23 Q3", "1-D")})
+    assert computed == [("activity", q3)]
+    computed.clear()
+    await publish_and_wait(api, [withdrawal(EVENTS[10])])   # 1-D's only set in Q3
+    assert await read() == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QUY"): 2},
+                            {("2022/23 Q3", "1-C")})
+    assert sorted(computed) == [("activity", q3), ("quality", q3)]
+    computed.clear()
     await publish_and_wait(api, [observation("1-C", "p1_z", datetime(2022, 8, 1, tzinfo=UTC),
                                              icb="QUY")])
     assert (await read())[0][("2022/23 Q2", "QUY")] == 1
     assert sorted(computed) == [("activity", q2), ("quality", q2)]
     computed.clear()
-    await publish_and_wait(api, [site("1-D", "QUY", revision=2)])   # a move: a new stamp
-    assert (await read())[0] == {("2022/23 Q2", "QUY"): 1, ("2022/23 Q3", "QJK"): 2,
-                                 ("2022/23 Q3", "QUY"): 2}
+    await publish_and_wait(api, [site("1-C", "QHL", revision=2)])   # a move: a new stamp
+    assert (await read())[0] == {("2022/23 Q2", "QHL"): 1, ("2022/23 Q3", "QJK"): 2,
+                                 ("2022/23 Q3", "QHL"): 2}
     assert sorted(computed) == [("activity", q2), ("activity", q3), ("quality", q2),
                                 ("quality", q3)]
 
