@@ -16,10 +16,13 @@ observation and score pairs, open loop at the run's rate, 1,000 events/s in a fu
 readings taken in 2022/23 Q4, the data set's latest quarter, which every read covers: so
 the traffic changes what activity and quality answer, as live readings would).
 Reports caches a view's rows per version (``services/reports/api.py: ViewCache``): activity
-and quality per quarter, and the traffic's quarter changes with every transaction it
-commits, so that quarter's part hits only between two; adoption and transitions change only
-with the register or a stage, which this traffic leaves alone (a stage change costs the
-next reader a cold read, in each note).
+per quarter, and the traffic's quarter changes with every transaction it commits, so that
+quarter's part hits only between two; data quality per quarter under a version that changes
+only when a site's observations in it start or end, which this traffic (at homes all
+observed in the quarter already, as mid-quarter) never does, so it hits after its first
+read: a quarter's first days, when homes make their first readings of it, would miss as
+activity does; adoption and transitions change only with the register or a stage, which
+this traffic leaves alone (a stage change costs the next reader a cold read, in each note).
 
 The database is a copy of the rebuilt national one (``reports.populate``'s ``template_url``,
 which nothing connects to: the ``views`` API holds its ``url``) with activity added
@@ -149,10 +152,11 @@ class Traffic:
     the harness publishes open loop at the run's rate (``reports-freshness``' stream without
     its StageChanged: ObservationRecorded + ScoreComputed pairs only, the issue's "observation
     traffic", taken in ``LAST``). Each applied transaction writes a new version for that
-    quarter, so its cached activity and quality last only until the next one (the other
-    quarters' stay cached); adoption and transitions keep theirs until
-    a register or stage change, which this traffic does not send (the note of each row gives
-    the cold read, which is what such a change costs the next reader)."""
+    quarter, so its cached activity lasts only until the next one (the other quarters' stay
+    cached); data quality (no home's observations there start or end: all are observed
+    already), adoption and transitions keep theirs until a register or stage change, which
+    this traffic does not send (the note of each row gives the cold read, which is what such
+    a change costs the next reader)."""
 
     def __init__(self, url: str, producer: Any, events: list, rate: float) -> None:
         self.url, self.producer, self.events, self.rate = url, producer, events, rate
@@ -251,9 +255,10 @@ async def _measure(ctx: Context, port: int, token: str, view: View, row: Row,
     read = (f"cold first read {cold[0]:.1f} ms, then {SERVICE_READS} in a row p50/p99 "
             f"{percentile(serial, 50):.1f}/{percentile(serial, 99):.1f} ms; saturation "
             f"{sat.achieved_rate:,.0f}/s (closed loop, {sat.errors} errors); one answer is "
-            f"{cold[1]:,} bytes; reports caches rows per version (views stamp; activity and "
-            f"quality per quarter, also under that quarter's version, so a quarter the "
-            f"traffic lands in hits only between two traffic transactions)")
+            f"{cold[1]:,} bytes; reports caches rows per version (views stamp; activity "
+            f"per quarter, also under that quarter's version, so a quarter the traffic lands "
+            f"in hits only between two traffic transactions; data quality per quarter under "
+            f"a version this traffic, at homes already observed there, leaves alone)")
     row.details |= {"cold_read_ms": cold[0], "sequential_ms": serial,
                     "saturation": sat.as_dict()}
     row.scenario = (f"QART view query p99 ({view.label}, observation traffic, open loop "
