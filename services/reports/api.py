@@ -214,12 +214,13 @@ class ViewCache:
         self._rows[key[1:]] = (key[0], rows)
 
     def encoded(self, key: tuple, rows: Callable[[], Any]) -> bytes:
-        """The JSON of the rows cached under ``key``, encoded once per version (a data-quality
-        answer can be most of a megabyte: encoding it took longer than the rest of a hit)."""
+        """The JSON of the rows cached under ``key`` without its brackets (the items, comma
+        separated: what a reply joins), encoded once per version (a data-quality answer can
+        be most of a megabyte: encoding it took longer than the rest of a hit)."""
         at = (key[0], "json", *key[1:])   # the version first, as every key has it
         found = self.get(at)
         if found is None:
-            found = to_json(rows())
+            found = to_json(rows())[1:-1]
             self.put(at, found)
         return found
 
@@ -257,13 +258,16 @@ def router(runtime: Runtime) -> APIRouter:
     def reply(meta: dict[str, Any], parts: list[tuple[tuple, Callable[[], list]]]
               ) -> Response:
         """``{"freshness": meta, "rows": [...]}``, the rows' JSON from the cache: each part
-        (a cache key, its rows) encoded once per version, the parts' rows in order. Plain
-        JSON types only, encoded by pydantic-core (Rust): ``jsonable_encoder`` cost half a
-        view query, and the standard library's encoder four times as much as this."""
-        rows = b",".join(j[1:-1] for j in (cache.encoded(k, r) for k, r in parts) if j != b"[]")
-        body = b'{"freshness":' + to_json(meta) + b',"rows":[' + rows + b"]}"
-        return Response(body, media_type="application/json",
-                        headers=render.freshness_headers(meta))
+        (a cache key, its rows) encoded once per version, the parts' rows in order, sent as
+        they are (``PartsResponse``). Plain JSON types only, encoded by pydantic-core (Rust):
+        ``jsonable_encoder`` cost half a view query, and the standard library's encoder four
+        times as much as this."""
+        body = [b'{"freshness":' + to_json(meta) + b',"rows":[']
+        for items in (cache.encoded(k, r) for k, r in parts):
+            if items:
+                body += [b",", items] if len(body) > 1 else [items]
+        body.append(b"]}")
+        return render.PartsResponse(body, "application/json", render.freshness_headers(meta))
 
     @api.get("/registrations")
     async def registrations(
