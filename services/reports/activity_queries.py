@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.activity import ACT, AREA, ROLLED
-from services.reports.domain.adoption import percent
+from services.reports.domain.adoption import ALL_TOOLS, percent
 from services.reports.domain.stages import from_ordinal
 from services.reports.models import LatestReturn, ReportSite, StageFact
 from shared.dialect import aware
@@ -66,10 +66,11 @@ COLUMN = {"region": "region", "psc": "psc_code", "icb": "icb_code"}   # level ->
 
 async def quality(session: AsyncSession, *, programme: str, qn: int,
                   keep_psc: Collection[str] | None,
-                  area: tuple[str, str] | None = None) -> dict:
+                  area: tuple[str, str] | None = None, tool: str = ALL_TOOLS) -> dict:
     """The three data-quality lists for one quarter and programme; ``area`` (level, code)
     keeps the sites and PSCs of one region, PSC or ICB (by the register's codes, as the
-    other views count them)."""
+    other views count them); ``tool`` keeps the sites whose stage in force names it (a site
+    never reported names none), not the PSCs (a return covers every tool)."""
     observed = func.coalesce(ACT.c.observation_sets, 0)
     high = (select(FACT.c.site_id, FACT.c.stage, FACT.c.icb_code, FACT.c.psc_code)
             .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
@@ -83,6 +84,8 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
                                                   FACT.c.programme == programme)))
            .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)
            .order_by(ACT.c.site_id))
+    if tool != ALL_TOOLS:
+        high, low = high.where(FACT.c.tool == tool), low.where(FACT.c.tool == tool)
     candidates = None
     if area is not None:
         column, code = COLUMN[area[0]], area[1]

@@ -47,10 +47,16 @@ class AdoptionQuery(Window):
                       description="a tool name, * for all tools, or 'each'")
 
 
+ONE_TOOL = Field(default=ALL_TOOLS, min_length=1, max_length=100, pattern=r"^[^\x00]*$",
+                description="a tool name (the sites whose stage in force names it), or * for "
+                            "all tools")
+
+
 class TransitionsQuery(Window):
     level: Literal["national", "region", "psc", "icb"] = "national"
     code: str | None = Field(default=None, pattern=CODE)
     programme: str | None = Field(default=None, pattern=CODE)
+    tool: str = ONE_TOOL
 
 
 class ActivityQuery(Window):
@@ -63,6 +69,7 @@ class QualityQuery(Window):
     code: str | None = Field(default=None, pattern=CODE,
                              description="the area below national level (required there)")
     programme: str | None = Field(default=None, pattern=CODE)
+    tool: str = ONE_TOOL
 
 
 def _quarter(label: str, field: str) -> int:
@@ -316,15 +323,16 @@ def router(runtime: Runtime) -> APIRouter:
         async with runtime.db.session() as session:   # connects only if a query needs it
             first, last = window(q, floor + 1, fresh.horizon)
             allowed = await scope.allowed_codes(session, principal, q.level, q.code)
-            key = (fresh.version(), "transitions", q.level, q.code, q.programme, first, last,
-                   None if allowed is None else frozenset(allowed))
+            key = (fresh.version(), "transitions", q.level, q.code, q.programme, q.tool, first,
+                   last, None if allowed is None else frozenset(allowed))
 
             async def compute() -> list:
                 area, rows = queries.Area(q.level, q.code, allowed), []
                 for programme in await programmes_of(session, q.programme):
                     for qn in range(first, last + 1):
                         found = await queries.transitions(session, area=area,
-                                                          programme=programme, qn=qn)
+                                                          programme=programme, qn=qn,
+                                                          tool=q.tool)
                         rows += [render.transitions_json(qn, q.level, programme, code, t)
                                  for code, t in found.items()]
                 return rows
@@ -380,11 +388,12 @@ def router(runtime: Runtime) -> APIRouter:
                 rows, label = [], from_ordinal(qn).label   # once: a list can be thousands
                 for programme in await programmes_of(session, q.programme):
                     found = await activity_queries.quality(
-                        session, programme=programme, qn=qn, keep_psc=keep, area=area)
+                        session, programme=programme, qn=qn, keep_psc=keep, area=area,
+                        tool=q.tool)
                     rows += [{"quarter": label, "programme": programme, "check": check, **item}
                              for check, items in found.items() for item in items]
                 return rows
-            parts = await quarterly(fresh, ("quality", area, q.programme,
+            parts = await quarterly(fresh, ("quality", area, q.programme, q.tool,
                                             None if keep is None else frozenset(keep)),
                                     first, last, compute, quality=True)
         if q.format == "csv":

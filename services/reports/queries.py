@@ -126,9 +126,10 @@ def _tools(counts: dict, qn: int, code: str, wanted: str) -> list[str]:
                                 and t != ALL_TOOLS)
 
 
-async def transitions(session: AsyncSession, *, area: Area, programme: str, qn: int
-                      ) -> dict[str, Transitions]:
-    """Per area code: sites open at both quarter ends, by (stage before, stage after)."""
+async def transitions(session: AsyncSession, *, area: Area, programme: str, qn: int,
+                      tool: str = ALL_TOOLS) -> dict[str, Transitions]:
+    """Per area code: sites open at both quarter ends, by (stage before, stage after); for
+    one ``tool``, the sites whose stage in force at the later quarter end names it."""
     cur, prev = aliased(FACT), aliased(FACT)
     code = area.column(SITE).label("code")
     before = func.coalesce(prev.c.stage, 0)
@@ -141,6 +142,8 @@ async def transitions(session: AsyncSession, *, area: Area, programme: str, qn: 
                                   prev.c.programme == programme, prev.c.qn == qn - 1))
             .where(open_at(SITE, from_ordinal(qn).end), open_at(SITE, from_ordinal(qn - 1).end))
             .group_by(code, before, after))
+    if tool != ALL_TOOLS:
+        stmt = stmt.where(cur.c.tool == tool)
     pairs: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for c, b, a, n in (await session.execute(stmt)).all():
         if area.keeps(c):

@@ -258,6 +258,34 @@ async def test_transitions(api):
     assert row["moves"] == [{"from": 3, "to": 5, "sites": 1}]
 
 
+async def test_transitions_and_quality_by_tool(api):
+    """One tool: the sites whose stage in force names it (at the later quarter end for a
+    move); a site never reported names none. In 2022/23 Q3: 1-A moved 3 -> 5 and 1-D stays
+    at 2 with NEWS2, 1-B stays at 7 with soft signs, 1-C was never reported."""
+    dash = auth(api, Role.DASHBOARD)
+
+    async def moves(tool: str) -> tuple[int, int, int]:
+        r = await api.get("/transitions", params={"quarter": "2022/23 Q3", "tool": tool},
+                          headers=dash)
+        assert r.status_code == 200, r.text
+        [row] = r.json()["rows"]
+        return row["up"], row["down"], row["same"]
+
+    async def listed(tool: str) -> set[tuple[str, str]]:
+        r = await api.get("/quality", params={"quarter": "2022/23 Q3", "tool": tool},
+                          headers=dash)
+        assert r.status_code == 200, r.text
+        return {(x["check"], x["site_id"]) for x in r.json()["rows"] if "site_id" in x}
+
+    assert await moves("*") == (1, 0, 3)
+    assert await moves("NEWS2") == (1, 0, 1)
+    assert await moves("Soft signs") == (0, 0, 1)
+    both = {("stage5_without_observations", "1-A"), ("observations_below_stage4", "1-D")}
+    assert await listed("*") == both
+    assert await listed("NEWS2") == both
+    assert await listed("Soft signs") == set()
+
+
 async def test_activity_and_quality(api):
     dash = auth(api, Role.DASHBOARD)
     r = await api.get("/activity", params={"quarter": "2022/23 Q3", "level": "site"},
