@@ -38,6 +38,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
+from operator import itemgetter
 
 from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -182,7 +183,7 @@ async def _upsert(session: AsyncSession, table, rows: Iterable[dict],  # noqa: A
                   key: tuple[str, ...], counters: Sequence[str],
                   returning: tuple[str, ...] | None = None) -> list:
     """Add ``counters`` of rows, in key order (one lock order for concurrent writers)."""
-    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in key))
+    ordered = sorted(rows, key=itemgetter(*key))
     return await insert_rows(session, table, ordered, add=(list(key), counters),
                              returning=returning)
 
