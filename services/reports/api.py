@@ -373,7 +373,9 @@ def router(runtime: Runtime) -> APIRouter:
     async def quality(q: Annotated[QualityQuery, Query()],
                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Data-quality lists for each quarter asked for: the nation's, or one region's,
-        PSC's or ICB's (``level`` and ``code``)."""
+        PSC's or ICB's (``level`` and ``code``). JSON: a row per quarter, programme and
+        check, with its ``count`` and its ``items`` (sites, or PSCs for ``stale_pscs``),
+        every check even when none is listed; CSV: a line per item."""
         if q.level != "national" and q.code is None:
             raise Problem(422, "Request is not valid", "code is required below national level",
                           errors=[{"field": "code", "reason": "required for this level"}])
@@ -385,19 +387,25 @@ def router(runtime: Runtime) -> APIRouter:
             keep = scope.psc_filter(principal)
 
             async def compute(qn: int) -> list:
-                rows, label = [], from_ordinal(qn).label   # once: a list can be thousands
+                rows, label = [], from_ordinal(qn).label
                 for programme in await programmes_of(session, q.programme):
                     found = await activity_queries.quality(
                         session, programme=programme, qn=qn, keep_psc=keep, area=area,
                         tool=q.tool)
-                    rows += [{"quarter": label, "programme": programme, "check": check, **item}
-                             for check, items in found.items() for item in items]
+                    # Grouped, not a row per site: a national list names thousands of sites,
+                    # and repeating quarter, programme and check in each doubled the answer.
+                    rows += [{"quarter": label, "programme": programme, "check": check,
+                              "count": len(items), "items": items}
+                             for check, items in found.items()]
                 return rows
             parts = await quarterly(fresh, ("quality", area, q.programme, q.tool,
                                             None if keep is None else frozenset(keep)),
                                     first, last, compute, quality=True)
         if q.format == "csv":
-            return render.csv_response(rows_of(parts), "quality.csv", fresh.meta)
+            return render.csv_response(
+                ({"quarter": r["quarter"], "programme": r["programme"], "check": r["check"],
+                  **item} for r in rows_of(parts) for item in r["items"]),
+                "quality.csv", fresh.meta)
         return reply(fresh.meta, parts)
 
     return api

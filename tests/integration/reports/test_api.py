@@ -143,8 +143,8 @@ async def test_cached_activity_quality_and_transitions_follow_every_event(api):
         moves = (await api.get("/transitions", params={**q3, "level": "icb"},
                                headers=dash)).json()
         return ({r["code"]: r["observation_sets"] for r in act["rows"]},
-                sorted((r["check"], r["site_id"]) for r in quality["rows"]
-                       if r["check"] != "stale_pscs"),
+                sorted((r["check"], i["site_id"]) for r in quality["rows"]
+                       if r["check"] != "stale_pscs" for i in r["items"]),
                 {r["code"]: r["up"] for r in moves["rows"] if r["programme"] == "care-homes"})
 
     first = await read()
@@ -193,8 +193,8 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
                              headers=dash)).json()
         quality = (await api.get("/quality", params=span, headers=dash)).json()
         return ({(r["quarter"], r["code"]): r["observation_sets"] for r in act["rows"]},
-                {(r["quarter"], r["site_id"]) for r in quality["rows"]
-                 if r["check"] == "observations_below_stage4"})
+                {(r["quarter"], i["site_id"]) for r in quality["rows"]
+                 if r["check"] == "observations_below_stage4" for i in r["items"]})
 
     before = await read()
     assert before == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QHL"): 1},
@@ -275,7 +275,8 @@ async def test_transitions_and_quality_by_tool(api):
         r = await api.get("/quality", params={"quarter": "2022/23 Q3", "tool": tool},
                           headers=dash)
         assert r.status_code == 200, r.text
-        return {(x["check"], x["site_id"]) for x in r.json()["rows"] if "site_id" in x}
+        return {(x["check"], i["site_id"]) for x in r.json()["rows"] for i in x["items"]
+                if "site_id" in i}
 
     assert await moves("*") == (1, 0, 3)
     assert await moves("NEWS2") == (1, 0, 1)
@@ -297,13 +298,20 @@ async def test_activity_and_quality(api):
     assert b["complete_news2"] == {"numerator": 1, "denominator": 2, "percent": 50.0}
     assert b["risk"] == {"low": 0, "low-medium": 0, "medium": 0, "high": 1}
     q = await api.get("/quality", params={"quarter": "2022/23 Q3"}, headers=dash)
-    checks = {(x["check"], x.get("site_id") or x.get("psc_code")) for x in q.json()["rows"]}
-    assert ("stage5_without_observations", "1-A") in checks
-    assert ("observations_below_stage4", "1-D") in checks
-    assert ("stale_pscs", "SW") not in checks   # its latest return (July 2023) is not older
+    one = {"quarter": "2022/23 Q3", "programme": "care-homes"}
+    assert q.json()["rows"] == [   # every check, listed or not, with its count
+        {**one, "check": "stage5_without_observations", "count": 1,
+         "items": [{"site_id": "1-A", "stage": 5, "icb_code": "QJK", "psc_code": "SW"}]},
+        {**one, "check": "observations_below_stage4", "count": 1,
+         "items": [{"site_id": "1-D", "stage": 2, "icb_code": "QHL", "psc_code": "WM"}]},
+        {**one, "check": "stale_pscs", "count": 0, "items": []},   # returns of July 2023
+    ]
     csv = await api.get("/quality", params={"quarter": "2022/23 Q3", "format": "csv"},
                         headers=dash)
-    assert csv.text.splitlines()[0].startswith("quarter,programme,check")
+    assert csv.text.splitlines() == [   # a line per item
+        "quarter,programme,check,site_id,stage,icb_code,psc_code",
+        "2022/23 Q3,care-homes,stage5_without_observations,1-A,5,QJK,SW",
+        "2022/23 Q3,care-homes,observations_below_stage4,1-D,2,QHL,WM"]
 
 
 async def test_quality_by_area(api):
@@ -315,7 +323,8 @@ async def test_quality_by_area(api):
     async def checks(quarter: str, headers=dash, **area) -> set[tuple[str, str]]:
         r = await api.get("/quality", params={"quarter": quarter, **area}, headers=headers)
         assert r.status_code == 200, r.text
-        return {(x["check"], x.get("site_id") or x["psc_code"]) for x in r.json()["rows"]}
+        return {(x["check"], i.get("site_id") or i["psc_code"]) for x in r.json()["rows"]
+                for i in x["items"]}
 
     both = {("stage5_without_observations", "1-A"), ("observations_below_stage4", "1-D")}
     assert await checks("2022/23 Q3") == both
@@ -359,7 +368,7 @@ async def test_withdrawn_sets_leave_the_activity_json_csv_and_quality(api):
     assert [dict(zip(header.split(","), line.split(","), strict=True))["residents_observed"]
             for line in lines] == ["1"]
     q = await api.get("/quality", params={"quarter": "2022/23 Q3"}, headers=dash)
-    assert "observations_below_stage4" not in {x["check"] for x in q.json()["rows"]}
+    assert {x["check"]: x["count"] for x in q.json()["rows"]}["observations_below_stage4"] == 0
 
 
 async def test_psc_scope(sqlite_api):
