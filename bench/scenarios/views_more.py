@@ -31,7 +31,7 @@ row (about three sets a resident, nearly all scored and complete, mostly low ris
 flags) and a ``reports_activity_resident`` row per resident (10 % of a home's residents change
 each quarter), written by COPY, then ``rebuild_from_history`` derives reports' roll-ups. As
 every home has activity, ``/quality`` lists every home below stage 4 (4,564 of 15,140 in
-2022/23 Q4: an answer of about 0.7 MB) and no home at stage 5 without observations. Each
+2022/23 Q4: an answer of about 0.3 MB) and no home at stage 5 without observations. Each
 route is read once on the fresh API process before the traffic starts (the cold read), then,
 under traffic, ten times in a row (service time), at saturation for 2 s (closed loop, the
 run's senders), then driven open loop at the ``views`` row's rate. A route so far below that
