@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import to_json
 from sqlmodel import select
 
@@ -47,16 +47,23 @@ class AdoptionQuery(Window):
                       description="a tool name, * for all tools, or 'each'")
 
 
-ONE_TOOL = Field(default=ALL_TOOLS, min_length=1, max_length=100, pattern=r"^[^\x00]*$",
-                description="a tool name (the sites whose stage in force names it), or * for "
-                            "all tools")
+class OneTool(BaseModel):
+    tool: str = Field(default=ALL_TOOLS, min_length=1, max_length=100, pattern=r"^[^\x00]*$",
+                      description="a tool name (the sites whose stage in force names it), or * "
+                                  "for all tools")
+
+    @field_validator("tool")
+    @classmethod
+    def _not_each(cls, tool: str) -> str:
+        if tool == queries.EACH_TOOL:
+            raise ValueError("'each' (a row per tool) is for adoption; give one tool, or *")
+        return tool
 
 
-class TransitionsQuery(Window):
+class TransitionsQuery(Window, OneTool):
     level: Literal["national", "region", "psc", "icb"] = "national"
     code: str | None = Field(default=None, pattern=CODE)
     programme: str | None = Field(default=None, pattern=CODE)
-    tool: str = ONE_TOOL
 
 
 class ActivityQuery(Window):
@@ -64,12 +71,11 @@ class ActivityQuery(Window):
     code: str | None = Field(default=None, pattern=CODE)
 
 
-class QualityQuery(Window):
+class QualityQuery(Window, OneTool):
     level: Literal["national", "region", "psc", "icb"] = "national"
     code: str | None = Field(default=None, pattern=CODE,
                              description="the area below national level (required there)")
     programme: str | None = Field(default=None, pattern=CODE)
-    tool: str = ONE_TOOL
 
 
 def _quarter(label: str, field: str) -> int:

@@ -278,6 +278,10 @@ async def test_transitions_and_quality_by_tool(api):
         return {(x["check"], i["site_id"]) for x in r.json()["rows"] for i in x["items"]
                 if "site_id" in i}
 
+    for route in ("/transitions", "/quality"):   # 'each' splits adoption only
+        r = await api.get(route, params={"quarter": "2022/23 Q3", "tool": "each"},
+                          headers=dash)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].endswith("tool"), r.text
     assert await moves("*") == (1, 0, 3)
     assert await moves("NEWS2") == (1, 0, 1)
     assert await moves("Soft signs") == (0, 0, 1)
