@@ -179,7 +179,8 @@ class Traffic:
                                 prefix)
         rate = drive.sizes(ctx)["rate"]
         events = await asyncio.to_thread(stream, await homes(ctx), int(rate * TRAFFIC_S),
-                                         prefix, 907, None, TAKEN_NEAR)
+                                         prefix, 907, stage_every=None,
+                                         taken_near=TAKEN_NEAR)
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=1)
         await producer.start()

@@ -114,11 +114,11 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     rows, residents = _tally(events)
     if not rows:
         return
+    quarters = {qn for _, qn in rows}
     if not live:
         await _upsert(session, ACT, rows.values(), ("site_id", "qn"), COUNTERS)
         await _upsert(session, RES, _resident_rows(residents), ("site_id", "qn", "resident"),
                       ("sets",))
-        quarters = {qn for _, qn in rows}
         await _new_versions(session, quarters, quarters)
         return
     await lock_transaction(session, AREAS, shared=True)
@@ -139,7 +139,7 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
         if (sets > 0) != (sets - row["observation_sets"] > 0):
             lists.add(qn)
     await _add_areas(session, areas)
-    await _new_versions(session, {qn for _, qn in rows}, lists)
+    await _new_versions(session, quarters, lists)
 
 
 async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[int]) -> None:
