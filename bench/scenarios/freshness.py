@@ -64,7 +64,9 @@ async def freshness(ctx: Context) -> list[Row]:
               for name, svc in (("ingest", ingest), ("scoring", scoring))}
     rows[0].details["relay_wait_ms"] = relays
     rows[0].note += "; where the time goes, outbox row committed -> published p50/p99: " + \
-        ", ".join(f"{name} {w['p50']:.0f}/{w['p99']:.0f} ms" for name, w in relays.items() if w)
+        ", ".join(f"{name} {w['p50']:.0f}/{w['p99']:.0f} ms" for name, w in relays.items() if w) \
+        + "; events a relay round: " + ", ".join(
+            f"{name} {w['per_round']:.1f}" for name, w in relays.items() if w)
     taken = await _consumed_after_publish(ingest.database_url, scoring.database_url, since,
                                           "ObservationRecorded")
     rows[0].details["scoring_consumed_after_publish_ms"] = taken
@@ -106,15 +108,21 @@ async def _consumed_after_publish(producer_url: str, consumer_url: str, since: d
 
 
 async def _relay_waits(url: str, since: datetime) -> dict[str, float]:
-    """How long each outbox row written since ``since`` waited for the relay (ms)."""
+    """How long each outbox row written since ``since`` waited for the relay (ms), and how
+    many rows a relay round published on average (a round marks its rows with one
+    ``published_at``): the pattern the broker sees from the product."""
     conn = await connect(url)
     try:
-        waits = sorted(r[0] for r in await conn.fetch(
-            "SELECT extract(epoch FROM published_at - created_at) * 1000 FROM outbox "
-            "WHERE created_at >= $1 AND published_at IS NOT NULL", since))
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM published_at - created_at) * 1000, published_at "
+            "FROM outbox WHERE created_at >= $1 AND published_at IS NOT NULL", since)
     finally:
         await conn.close()
-    return {f"p{q:g}": percentile(waits, q) for q in (50, 99)} if waits else {}
+    waits = sorted(r[0] for r in rows)
+    if not waits:
+        return {}
+    out = {f"p{q:g}": percentile(waits, q) for q in (50, 99)}
+    return out | {"per_round": len(rows) / len({r[1] for r in rows})}
 
 
 def _row(ctx: Context, rate: float, leg: str, lags: list[float], load, stored: int,  # type: ignore[no-untyped-def]
