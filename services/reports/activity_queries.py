@@ -2,10 +2,12 @@
 
 Activity reads the roll-ups ``activity`` keeps per quarter and area (national, ICB, PSC) by
 the register's codes, or the site rows for site level: a view reads a row per quarter and
-area, never every site. A resident counts as observed in a site and quarter only while a set
-of theirs there stands (``residents``; see ``activity``), and a row whose counters and
-residents all net to 0 (everything it counted withdrawn, or moved to another area) is left
-out, as if never recorded.
+area, never every site. For one tool it sums the site rows of the sites whose stage in force
+names it (joined with the stage facts): a row per site and quarter, read on a cache miss.
+A resident counts as observed in a site and quarter only while a set of theirs there stands
+(``residents``; see ``activity``), and a row whose counters and residents all net to 0
+(everything it counted withdrawn, or moved to another area) is left out, as if never
+recorded.
 Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
 observations, sites with observations below stage 4, and PSCs whose latest return is older
 than the quarter. The lists name sites, not how many sets each has (``/activity`` at site
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.activity import ACT, AREA, ROLLED
-from services.reports.domain.adoption import ALL_TOOLS, percent
+from services.reports.domain.adoption import ALL_TOOLS, NATIONAL, percent
 from services.reports.domain.stages import from_ordinal
 from services.reports.models import LatestReturn, ReportSite, StageFact
 from shared.dialect import aware
@@ -31,9 +33,16 @@ FACT, SITE, LATEST = StageFact.__table__, ReportSite.__table__, LatestReturn.__t
 
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
-                   keep: Collection[str] | None, code: str | None) -> list[dict]:
+                   keep: Collection[str] | None, code: str | None,
+                   programme: str | None = None, tool: str = ALL_TOOLS) -> list[dict]:
     """Rows per (quarter, code) with counters, residents observed and complete-set share,
-    in (quarter, code) order."""
+    in (quarter, code) order. One ``tool`` (with its ``programme``): the sites whose stage
+    in force at the quarter's end in that programme names it, summed from their site rows
+    (a site never reported names none); each row then says which programme and tool."""
+    if tool != ALL_TOOLS:
+        if programme is None:
+            raise ValueError("one tool needs its programme")
+        return await _by_tool(session, level, first, last, keep, code, programme, tool)
     if level == "site":
         table, column, where = ACT, ACT.c.site_id, [ACT.c.qn.between(first, last)]
     else:
@@ -47,6 +56,38 @@ async def activity(session: AsyncSession, *, level: str, first: int, last: int,
     return [_activity_row(row, labels[row[0]], level)
             for row in await session.execute(stmt)
             if (keep is None or row[1] in keep) and any(row[2:])]
+
+
+async def _by_tool(session: AsyncSession, level: str, first: int, last: int,
+                   keep: Collection[str] | None, code: str | None, programme: str,
+                   tool: str) -> list[dict]:
+    """``activity`` for one tool: the site rows joined with the stage facts of their quarter,
+    summed per (quarter, code) by the site rows' codes (the register's, as the roll-ups)."""
+    column = {"site": ACT.c.site_id, "icb": ACT.c.icb_code, "psc": ACT.c.psc_code}.get(level)
+    if column is None and code not in (None, NATIONAL):
+        return []
+    stmt = (select(ACT.c.qn, column if column is not None else literal(NATIONAL),
+                   *(func.sum(ACT.c[c]) for c in ROLLED))
+            .join(FACT, and_(FACT.c.site_id == ACT.c.site_id, FACT.c.qn == ACT.c.qn))
+            .where(FACT.c.programme == programme, FACT.c.tool == tool,
+                   ACT.c.qn.between(first, last)))
+    if column is not None:
+        if code is not None:
+            stmt = stmt.where(column == code)
+        stmt = stmt.group_by(ACT.c.qn, column).order_by(ACT.c.qn, column)
+    else:
+        stmt = stmt.group_by(ACT.c.qn).order_by(ACT.c.qn)
+    labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
+    named = {"programme": programme, "tool": tool}
+    return [_named(_activity_row(row, labels[row[0]], level), named)
+            for row in await session.execute(stmt)
+            if (keep is None or row[1] in keep) and any(row[2:])]
+
+
+def _named(row: dict, named: dict) -> dict:
+    """The row with ``named`` after its code (the order JSON and CSV show)."""
+    head = {key: row[key] for key in ("qn", "quarter", "level", "code")}
+    return {**head, **named, **row}
 
 
 def _activity_row(row: Sequence, label: str, level: str) -> dict:

@@ -66,9 +66,12 @@ class TransitionsQuery(Window, OneTool):
     programme: str | None = Field(default=None, pattern=CODE)
 
 
-class ActivityQuery(Window):
+class ActivityQuery(Window, OneTool):
     level: Literal["national", "psc", "icb", "site"] = "national"
     code: str | None = Field(default=None, pattern=CODE)
+    programme: str | None = Field(default=None, pattern=CODE,
+                                  description="with one tool: that programme's stages (default: "
+                                              "a row per programme)")
 
 
 class QualityQuery(Window, OneTool):
@@ -353,7 +356,13 @@ def router(runtime: Runtime) -> APIRouter:
     @api.get("/activity", response_model=None)
     async def activity(q: Annotated[ActivityQuery, Query()],
                        principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
-        """Observation sets, residents, complete NEWS2 share, risk bands, flags, mismatches."""
+        """Observation sets, residents, complete NEWS2 share, risk bands, flags, mismatches.
+        Observations belong to a site, not a programme: ``programme`` applies only with one
+        ``tool`` (the sites whose stage in force in that programme names it)."""
+        if q.programme is not None and q.tool == ALL_TOOLS:
+            raise Problem(422, "Request is not valid", "programme applies only with one tool",
+                          errors=[{"field": "programme", "reason": "observations carry no "
+                                   "programme: give tool= as well, or leave programme out"}])
         fresh = await freshness_of(runtime.db, floor, quarters=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
             first, last = window(q, floor, fresh.horizon)
@@ -361,15 +370,22 @@ def router(runtime: Runtime) -> APIRouter:
             scoped = None if allowed is None else frozenset(allowed)
 
             async def compute(qn: int) -> list:
-                rows = await activity_queries.activity(session, level=q.level, first=qn,
-                                                       last=qn, keep=allowed, code=q.code)
+                if q.tool == ALL_TOOLS:
+                    rows = await activity_queries.activity(session, level=q.level, first=qn,
+                                                           last=qn, keep=allowed, code=q.code)
+                else:
+                    rows = []
+                    for programme in await programmes_of(session, q.programme):
+                        rows += await activity_queries.activity(
+                            session, level=q.level, first=qn, last=qn, keep=allowed,
+                            code=q.code, programme=programme, tool=q.tool)
                 for r in rows:
                     r.pop("qn")
                     r["complete_news2"]["percent"] = render.number(
                         r["complete_news2"]["percent"])
                 return rows
-            parts = await quarterly(fresh, ("activity", q.level, q.code, scoped), first, last,
-                                    compute)
+            parts = await quarterly(fresh, ("activity", q.level, q.code, q.programme, q.tool,
+                                            scoped), first, last, compute)
         if q.format == "csv":
             return render.csv_response(map(_flatten, rows_of(parts)), "activity.csv",
                                        fresh.meta)

@@ -291,6 +291,57 @@ async def test_transitions_and_quality_by_tool(api):
     assert await listed("Soft signs") == set()
 
 
+async def test_activity_by_tool(api):
+    """One tool (and its programme): the activity of the sites whose stage in force at the
+    quarter's end names it, each row saying which. In 2022/23 Q3 1-B (soft signs) has two
+    sets of one resident, two scores (one complete, high; one a claim mismatch) and a flag;
+    1-D (NEWS2, QHL) one set; 1-A (NEWS2) none. Observations carry no programme, so
+    ``programme`` alone is refused."""
+    dash = auth(api, Role.DASHBOARD)
+    q3 = {"quarter": "2022/23 Q3"}
+
+    async def rows(headers=dash, **params) -> list[dict]:
+        r = await api.get("/activity", params={**q3, **params}, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    def sets(found: list[dict]) -> dict[str, tuple]:
+        return {x["code"]: (x["programme"], x["tool"], x["observation_sets"],
+                            x["residents_observed"], x["flags"]) for x in found}
+
+    assert sets(await rows(level="icb", tool="NEWS2")) == {
+        "QHL": ("care-homes", "NEWS2", 1, 1, 0)}
+    [soft] = await rows(tool="Soft signs")
+    assert soft["code"] == "ENG" and soft["claim_mismatches"] == 1
+    assert soft["complete_news2"] == {"numerator": 1, "denominator": 2, "percent": 50.0}
+    assert soft["risk"] == {"low": 0, "low-medium": 0, "medium": 0, "high": 1}
+    assert sets([soft]) == {"ENG": ("care-homes", "Soft signs", 2, 1, 1)}
+    assert sets(await rows(level="site", tool="NEWS2")) == {
+        "1-D": ("care-homes", "NEWS2", 1, 1, 0)}
+    assert sets(await rows(programme="care-homes", tool="NEWS2")) == {
+        "ENG": ("care-homes", "NEWS2", 1, 1, 0)}
+    assert await rows(tool="RESTORE2") == []
+    assert await rows(programme="other", tool="NEWS2") == []
+    assert "tool" not in (await rows())[0]   # all tools: the rows as they always were
+    csv = await api.get("/activity", params={**q3, "tool": "Soft signs", "format": "csv"},
+                        headers=dash)
+    assert csv.text.splitlines()[0].startswith("quarter,level,code,programme,tool,"
+                                               "observation_sets,residents_observed,")
+    assert csv.text.splitlines()[1].startswith("2022/23 Q3,national,ENG,care-homes,Soft signs,"
+                                               "2,1,")
+    for params, field in (({"programme": "care-homes"}, "programme"), ({"tool": "each"}, "tool")):
+        r = await api.get("/activity", params={**q3, **params}, headers=dash)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].endswith(field), r.text
+    sw = auth(api, Role.PSC, pscs=["SW"])   # QHL is the Midlands': SW sees national totals
+    assert await rows(sw, level="icb", tool="NEWS2") == []
+    assert sets(await rows(sw, tool="NEWS2")) == {"ENG": ("care-homes", "NEWS2", 1, 1, 0)}
+    # 1-B switches to NEWS2 in mid-October: the next read (cached per views stamp) counts
+    # its Q3 sets under the tool in force at Q3's end
+    await publish_and_wait(api, [stage("1-B", 7, date(2022, 10, 15))])
+    assert sets(await rows(tool="NEWS2")) == {"ENG": ("care-homes", "NEWS2", 3, 2, 1)}
+    assert await rows(tool="Soft signs") == []
+
+
 async def test_activity_and_quality(api):
     dash = auth(api, Role.DASHBOARD)
     r = await api.get("/activity", params={"quarter": "2022/23 Q3", "level": "site"},
