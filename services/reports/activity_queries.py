@@ -70,7 +70,7 @@ async def _by_tool(session: AsyncSession, level: str, first: int, last: int,
                    *(func.sum(ACT.c[c]) for c in ROLLED))
             .join(FACT, and_(FACT.c.site_id == ACT.c.site_id, FACT.c.qn == ACT.c.qn))
             .where(FACT.c.programme == programme, FACT.c.tool == tool,
-                   ACT.c.qn.between(first, last)))
+                   ACT.c.qn.between(first, last), FACT.c.qn.between(first, last)))
     if column is not None:
         if code is not None:
             stmt = stmt.where(column == code)
