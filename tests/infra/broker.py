@@ -26,7 +26,12 @@ Tansu facts (v0.6.0-510f3e2, with aiokafka 0.14):
   ``seek_to_end()`` and ``auto_offset_reset="latest"`` can point *inside* the last
   batch (re-delivering part of it).  Use "earliest" + committed offsets, and
   ``consumer.highwater(tp)`` (from fetch responses, correct) for lag.
-* no offsets-by-timestamp, no transactions.
+* no offsets-by-timestamp, no transactions, no DeleteRecords (the request closes the
+  connection).
+* a fetch costs more CPU the more a topic holds, even for a consumer at the end of
+  the log (about 0.06 core more for every 6,000 events kept, at 1,000 events/s with
+  one consumer): long benchmark phases slow down as their topics fill
+  (bench/README.md, 30 November, third session).
 """
 
 from __future__ import annotations
