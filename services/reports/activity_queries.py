@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import Select, and_, func, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.activity import ACT, AREA, ROLLED
@@ -39,10 +39,23 @@ async def activity(session: AsyncSession, *, level: str, first: int, last: int,
     in (quarter, code) order. One ``tool`` (with its ``programme``): the sites whose stage
     in force at the quarter's end in that programme names it, summed from their site rows
     (a site never reported names none); each row then says which programme and tool."""
-    if tool != ALL_TOOLS:
-        if programme is None:
-            raise ValueError("one tool needs its programme")
-        return await _by_tool(session, level, first, last, keep, code, programme, tool)
+    if tool == ALL_TOOLS:
+        stmt, named = _rolled_up(level, first, last, code), {}
+    elif programme is None:
+        raise ValueError("one tool needs its programme")
+    else:
+        stmt, named = (_by_tool(level, first, last, code, programme, tool),
+                       {"programme": programme, "tool": tool})
+    if stmt is None:
+        return []
+    labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
+    return [_activity_row(row, labels[row[0]], level, named)
+            for row in await session.execute(stmt)
+            if (keep is None or row[1] in keep) and any(row[2:])]
+
+
+def _rolled_up(level: str, first: int, last: int, code: str | None) -> Select:
+    """(qn, code, *ROLLED) from the area roll-ups, or the site rows for site level."""
     if level == "site":
         table, column, where = ACT, ACT.c.site_id, [ACT.c.qn.between(first, last)]
     else:
@@ -50,51 +63,35 @@ async def activity(session: AsyncSession, *, level: str, first: int, last: int,
         where = [AREA.c.level == level, AREA.c.qn.between(first, last)]
     if code is not None:
         where.append(column == code)
-    stmt = (select(table.c.qn, column, *(table.c[c] for c in ROLLED)).where(*where)
+    return (select(table.c.qn, column, *(table.c[c] for c in ROLLED)).where(*where)
             .order_by(table.c.qn, column))
-    labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
-    return [_activity_row(row, labels[row[0]], level)
-            for row in await session.execute(stmt)
-            if (keep is None or row[1] in keep) and any(row[2:])]
 
 
-async def _by_tool(session: AsyncSession, level: str, first: int, last: int,
-                   keep: Collection[str] | None, code: str | None, programme: str,
-                   tool: str) -> list[dict]:
-    """``activity`` for one tool: the site rows joined with the stage facts of their quarter,
-    summed per (quarter, code) by the site rows' codes (the register's, as the roll-ups)."""
+def _by_tool(level: str, first: int, last: int, code: str | None, programme: str,
+             tool: str) -> Select | None:
+    """(qn, code, *ROLLED) for one tool: the site rows joined with the stage facts of their
+    quarter, summed per (quarter, code) by the site rows' codes (the register's, as the
+    roll-ups); None when no code can match."""
     column = {"site": ACT.c.site_id, "icb": ACT.c.icb_code, "psc": ACT.c.psc_code}.get(level)
     if column is None and code not in (None, NATIONAL):
-        return []
+        return None
     stmt = (select(ACT.c.qn, column if column is not None else literal(NATIONAL),
                    *(func.sum(ACT.c[c]) for c in ROLLED))
             .join(FACT, and_(FACT.c.site_id == ACT.c.site_id, FACT.c.qn == ACT.c.qn))
             .where(FACT.c.programme == programme, FACT.c.tool == tool,
                    ACT.c.qn.between(first, last), FACT.c.qn.between(first, last)))
-    if column is not None:
-        if code is not None:
-            stmt = stmt.where(column == code)
-        stmt = stmt.group_by(ACT.c.qn, column).order_by(ACT.c.qn, column)
-    else:
-        stmt = stmt.group_by(ACT.c.qn).order_by(ACT.c.qn)
-    labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
-    named = {"programme": programme, "tool": tool}
-    return [_named(_activity_row(row, labels[row[0]], level), named)
-            for row in await session.execute(stmt)
-            if (keep is None or row[1] in keep) and any(row[2:])]
+    if column is None:
+        return stmt.group_by(ACT.c.qn).order_by(ACT.c.qn)
+    if code is not None:
+        stmt = stmt.where(column == code)
+    return stmt.group_by(ACT.c.qn, column).order_by(ACT.c.qn, column)
 
 
-def _named(row: dict, named: dict) -> dict:
-    """The row with ``named`` after its code (the order JSON and CSV show)."""
-    head = {key: row[key] for key in ("qn", "quarter", "level", "code")}
-    return {**head, **named, **row}
-
-
-def _activity_row(row: Sequence, label: str, level: str) -> dict:
-    """(qn, code, *ROLLED) as the view's row."""
+def _activity_row(row: Sequence, label: str, level: str, named: dict) -> dict:
+    """(qn, code, *ROLLED) as the view's row, ``named`` (programme and tool) after its code."""
     (qn, code, observed, scored, complete, low, low_medium, medium, high, red, flags,
      mismatches, residents) = row
-    return {"qn": qn, "quarter": label, "level": level, "code": code,
+    return {"qn": qn, "quarter": label, "level": level, "code": code, **named,
             "observation_sets": observed, "residents_observed": residents,
             "complete_news2": {"numerator": complete, "denominator": scored,
                                "percent": percent(complete, scored)},

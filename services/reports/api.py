@@ -370,15 +370,12 @@ def router(runtime: Runtime) -> APIRouter:
             scoped = None if allowed is None else frozenset(allowed)
 
             async def compute(qn: int) -> list:
-                if q.tool == ALL_TOOLS:
-                    rows = await activity_queries.activity(session, level=q.level, first=qn,
-                                                           last=qn, keep=allowed, code=q.code)
-                else:
-                    rows = []
-                    for programme in await programmes_of(session, q.programme):
-                        rows += await activity_queries.activity(
-                            session, level=q.level, first=qn, last=qn, keep=allowed,
-                            code=q.code, programme=programme, tool=q.tool)
+                rows = []   # all tools: one pass, no programme; one tool: a pass per programme
+                for programme in ([None] if q.tool == ALL_TOOLS
+                                  else await programmes_of(session, q.programme)):
+                    rows += await activity_queries.activity(
+                        session, level=q.level, first=qn, last=qn, keep=allowed, code=q.code,
+                        programme=programme, tool=q.tool)
                 for r in rows:
                     r.pop("qn")
                     r["complete_news2"]["percent"] = render.number(
