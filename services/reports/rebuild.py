@@ -57,31 +57,42 @@ FACT_COLUMNS = ("site_id", "programme", "qn", "tool", "stage", "icb_code", "psc_
 
 @contextmanager
 def frozen_heap() -> Iterator[None]:
-    """Bulk work with the objects that existed before it frozen (``gc.freeze``), then thawed.
+    """Bulk work with the objects that existed before it frozen (``gc.freeze``) and young
+    objects collected rarely (generation 0 at ``BULK_GEN0``), then thawed and restored.
 
     A replay or derivation allocates hundreds of thousands of containers that live long
     enough to reach the oldest generation and trigger full collections, each of which walks
     every object of the process (measured in the bench harness, which holds the whole
     history: about 1 CPU s a full collection, one or two a rebuild). Frozen, those objects
-    are skipped; reference counting frees as before. Nested uses thaw at the outermost exit;
-    if something else froze the heap already (ingest's runtime does), it is left as it is.
+    are skipped; reference counting frees as before. Validating an event allocates a dozen
+    containers, so at CPython's default threshold (700) the young collections ran every 170
+    events or so and took about a fifth of the replay's CPU (bench ``rebuild-activity``,
+    alternated: 7.2-9.0 CPU s for 305,316 events, 6.0-7.4 at ``BULK_GEN0``); at that
+    threshold they run a few times a replay, and only cyclic garbage (a transaction's
+    session, a few a chunk) waits for them. Nested uses
+    restore at the outermost exit; if something else froze the heap already (ingest's
+    runtime does), the heap is left as it is, and the threshold raised all the same.
     """
-    global _freezes
-    if _freezes == 0 and gc.get_freeze_count():
-        yield
-        return
+    global _freezes, _thresholds, _froze
     if _freezes == 0:
-        gc.freeze()
+        _thresholds = gc.get_threshold()
+        gc.set_threshold(max(BULK_GEN0, _thresholds[0]), *_thresholds[1:])
+        _froze = not gc.get_freeze_count()
+        if _froze:
+            gc.freeze()
     _freezes += 1
     try:
         yield
     finally:
         _freezes -= 1
         if _freezes == 0:
-            gc.unfreeze()
+            if _froze:
+                gc.unfreeze()
+            gc.set_threshold(*_thresholds)
 
 
-_freezes = 0
+BULK_GEN0 = 100_000
+_freezes, _froze, _thresholds = 0, False, gc.get_threshold()
 
 
 def canonical(envelopes: Iterable[Envelope]) -> list[Envelope]:

@@ -1,10 +1,11 @@
-"""``rebuild.frozen_heap``: bulk work skips the objects that existed before it."""
+"""``rebuild.frozen_heap``: bulk work skips the objects that existed before it, and collects
+young objects rarely."""
 
 import gc
 
 import pytest
 
-from services.reports.rebuild import frozen_heap
+from services.reports.rebuild import BULK_GEN0, frozen_heap
 
 
 @pytest.fixture
@@ -46,3 +47,31 @@ def test_frozen_heap_leaves_a_heap_someone_else_froze_frozen(thawed):
         during = [2]
     assert frozen(before) and not frozen(during)
     gc.unfreeze()
+
+
+def test_frozen_heap_collects_young_objects_rarely_until_the_outermost_exit(thawed):
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        with frozen_heap():
+            assert gc.get_threshold() == (BULK_GEN0, 10, 10)
+            with frozen_heap():
+                pass
+            assert gc.get_threshold() == (BULK_GEN0, 10, 10)   # the inner exit restored nothing
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(KeyError), frozen_heap():
+            raise KeyError("x")
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_frozen_heap_keeps_a_higher_threshold_than_its_own(thawed):
+    before = gc.get_threshold()
+    gc.set_threshold(BULK_GEN0 * 2, 10, 10)
+    try:
+        with frozen_heap():
+            assert gc.get_threshold()[0] == BULK_GEN0 * 2
+        assert gc.get_threshold() == (BULK_GEN0 * 2, 10, 10)
+    finally:
+        gc.set_threshold(*before)
