@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared import logs
 from shared.bus.base import Bus, Message
 from shared.db import Database
-from shared.events import Envelope, Event, UnknownEvent, decode, parse
+from shared.events import Envelope, Event, UnknownEvent, decode, read
 from shared.inbox import CONSUMER_DEAD, first_time, first_time_many
 from shared.outbox import utcnow, wrote_events
 
@@ -112,11 +112,11 @@ class ConsumerRunner:
             self.after_commit()
 
     async def _apply_one(self, session: AsyncSession, message: Message) -> None:
-        envelope = decode(message.value)
-        route = self.handlers.get(envelope.type)
-        if route is None:
+        got = read(message.value, self.handlers)
+        if got is None:
             return  # not an event this consumer cares about
-        event = parse(envelope)
+        envelope, event = got
+        route = self.handlers[envelope.type]
         token = logs.event_id.set(str(envelope.id))  # every log line in the handler carries it
         try:
             if await first_time(session, self.name, envelope.id):
@@ -170,8 +170,7 @@ class BatchConsumerRunner(ConsumerRunner):
     Every guarantee of ``ConsumerRunner`` holds (one transaction per batch, offsets after it,
     per-message retry and dead letters: ``_one_by_one`` re-enters ``_apply`` with a batch of
     one). For consumers whose per-event statements dominate (scoring loads history for a
-    batch at once; reports adds a batch's counters in one upsert). ``read`` may be overridden
-    with a faster decoder, as long as a malformed message still raises.
+    batch at once; reports adds a batch's counters in one upsert).
     """
 
     def __init__(self, db: Database, bus: Bus, *, name: str, topics_by_type: dict[str, str],
@@ -184,13 +183,8 @@ class BatchConsumerRunner(ConsumerRunner):
             t: (topic, one) for t, topic in topics_by_type.items()}, **kwargs)
         self.batch_handler = batch_handler
 
-    def read(self, raw: bytes) -> tuple[Envelope, Event] | None:
-        """(envelope, event), or None for a type this consumer ignores; raises if malformed."""
-        envelope = decode(raw)
-        return (envelope, parse(envelope)) if envelope.type in self.handlers else None
-
     async def _apply(self, batch: Sequence[Message]) -> None:
-        wanted = [w for m in batch if (w := self.read(m.value)) is not None]
+        wanted = [w for m in batch if (w := read(m.value, self.handlers)) is not None]
         async with self.db.transaction() as session:
             new = await first_time_many(session, self.name, [e.id for e, _ in wanted])
             fresh = []

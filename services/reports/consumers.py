@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,27 +31,20 @@ SITE_COLUMNS = ["site_id", "icb_code", "psc_code", "region", "opened_on", "close
                 "revision"]
 
 
-async def apply_sites(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+async def apply_sites(session: AsyncSession, events: Sequence[SiteFacts]) -> None:
     """Keep the register copy (newest revision wins) and count registrations per ICB."""
-    if not envelopes:
+    if not events:
         return
-    newest: dict[str, dict] = {}
-    for envelope in envelopes:
-        d = envelope.data
-        if d["site_id"] not in newest or d["revision"] > newest[d["site_id"]]["revision"]:
-            newest[d["site_id"]] = d
-    rows = [{k: _date(d.get(k)) if k.endswith("_on") else d[k] for k in SITE_COLUMNS}
-            for d in newest.values()]
+    newest: dict[str, SiteFacts] = {}
+    for event in events:
+        if event.site_id not in newest or event.revision > newest[event.site_id].revision:
+            newest[event.site_id] = event
+    rows = [{k: getattr(e, k) for k in SITE_COLUMNS} for e in newest.values()]
     await insert_rows(session, SITE, rows, newer=(["site_id"], "revision"))
-    registered = Counter(e.data["icb_code"] for e in envelopes
-                         if e.type == SiteRegistered.TYPE)
+    registered = Counter(e.icb_code for e in events if isinstance(e, SiteRegistered))
     await insert_rows(session, REG, [{"icb_code": icb, "sites_registered": n}
                                      for icb, n in sorted(registered.items())],
                       add=(["icb_code"], ["sites_registered"]))   # one statement, any ICBs
-
-
-def _date(value: str | date | None) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def record_stage(session: AsyncSession, envelope: Envelope, event: StageChanged) -> None:
@@ -74,11 +66,11 @@ def batch_handler(horizon: Horizon) -> BatchHandler:
     for that programme.
     """
     async def apply(session: AsyncSession, items: Sequence[tuple[Envelope, Event]]) -> None:
-        sites = [e for e, _ in items if e.type in SITE_TYPES]
+        sites = [ev for _, ev in items if isinstance(ev, SiteFacts)]
         if sites:
             await activity.lock_register(session)
             await apply_sites(session, sites)
-            await activity.follow_register(session, {e.data["site_id"] for e in sites})
+            await activity.follow_register(session, {ev.site_id for ev in sites})
         for envelope, event in items:
             if isinstance(event, SiteFacts):
                 upkeep.mark(session, horizon, event.site_id, None)

@@ -6,10 +6,7 @@ queries instead of a few per message, so it runs on ``shared.consumer.BatchConsu
 (same guarantees as the per-message runner). A batch is applied in arrival order: each run
 of consecutive recorded sets is scored at once (``scoring``), each run of withdrawals applied
 after the sets before it (``withdrawals``), so a set recorded and withdrawn in one batch is
-scored, then withdrawn. An ObservationRecorded envelope is validated with its event in one
-pydantic pass (``ObservationRunner.read``); anything that fails it - a withdrawal too - goes
-through ``decode`` + ``parse`` and raises as before, so a malformed message still fails its
-batch and is dead-lettered alone.
+scored, then withdrawn. A malformed message fails its batch and is dead-lettered alone.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from itertools import groupby
 from typing import Any
 
-from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.scoring.scoring import score_observations
@@ -42,24 +38,5 @@ async def apply_observations(session: AsyncSession,
         await _APPLY[cls](session, list(run))
 
 
-class _ObservationEnvelope(Envelope):
-    data: ObservationRecorded  # type: ignore[assignment]  # validated in the same pass
-
-
-class ObservationRunner(BatchConsumerRunner):
-    def read(self, raw: bytes) -> tuple[Envelope, Event] | None:
-        """One pydantic pass reads an ObservationRecorded envelope; anything else takes the
-        generic ``decode`` + ``parse`` path, which raises exactly as the shared runner's would.
-        """
-        try:
-            env = _ObservationEnvelope.model_validate_json(raw)
-        except ValidationError:
-            env = None
-        if (env is not None and env.type == ObservationRecorded.TYPE
-                and env.type in self.handlers and env.schemaversion <= ObservationRecorded.VERSION):
-            return env, env.data
-        return super().read(raw)
-
-
 def add_to(runtime: Runtime) -> BatchConsumerRunner:
-    return runtime.add_batch_consumer(NAME, TOPICS, apply_observations, ObservationRunner)
+    return runtime.add_batch_consumer(NAME, TOPICS, apply_observations)

@@ -1,5 +1,10 @@
 """Event schemas shared by every service: the only contract between them."""
 
+from collections.abc import Container
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, TypeAdapter, ValidationError, create_model
+
 from shared.events.envelope import Envelope, Event, decode, encode, wrap
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
@@ -29,4 +34,34 @@ class UnknownEvent(ValueError):
     """An event this code cannot read: dead-lettered, never guessed at."""
 
 
-__all__ = ["EVENT_TYPES", "Envelope", "Event", "UnknownEvent", "decode", "encode", "parse", "wrap"]
+def read(raw: bytes, wanted: Container[str] | None = None) -> tuple[Envelope, Event] | None:
+    """``decode`` then ``parse`` in one pydantic pass: (envelope, event), or None when the
+    envelope's type is not ``wanted``. Raises exactly as the two would: a message the one
+    pass refuses (not an envelope, an unknown type, a bad field) takes their path and is
+    refused there, or read there if only the one pass refused it (JSON and Python
+    validation may differ at the edges; the two-step reading is the contract). The
+    envelope's ``data`` is then the event itself, not a dict: read fields from the event.
+    One pydantic call an event instead of two: the rebuild from the broker (136,260 site and
+    stage messages) took 2.8-3.1 CPU s instead of 3.4-3.7 (alternated runs).
+    """
+    try:
+        envelope = _TYPED.validate_json(raw)
+    except ValidationError:
+        envelope = decode(raw)
+    if wanted is not None and envelope.type not in wanted:
+        return None
+    return envelope, parse(envelope)   # checks the version; an event passes through as is
+
+
+def _typed_envelope(cls: type[Event]) -> type[Envelope]:
+    return create_model(f"{cls.__name__}Envelope", __base__=Envelope,
+                        type=(Literal[cls.TYPE], ...), data=(cls, ...))  # type: ignore[call-overload]
+
+
+_TYPED: TypeAdapter[Envelope] = TypeAdapter(Annotated[
+    Union[tuple(_typed_envelope(cls) for cls in EVENT_TYPES.values())],  # noqa: UP007
+    Field(discriminator="type")])
+
+
+__all__ = ["EVENT_TYPES", "Envelope", "Event", "UnknownEvent", "decode", "encode", "parse", "read",
+           "wrap"]
