@@ -44,7 +44,7 @@ from sqlalchemy import delete, exists, func, insert, literal, or_, select, updat
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.adoption import NATIONAL
-from services.reports.domain.stages import ordinal
+from services.reports.domain.stages import ordinal_of_instant
 from services.reports.models import (
     Activity,
     ActivityArea,
@@ -56,7 +56,6 @@ from shared.dialect import in_values, insert_rows, lock_transaction, upsert
 from shared.events import Event
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
-from shared.quarters import Quarter
 
 ACT, RES, AREA = Activity.__table__, ActivityResident.__table__, ActivityArea.__table__
 QUARTER = ActivityQuarter.__table__
@@ -166,7 +165,7 @@ def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],
         counts = counts_of(event)
         if not counts:
             continue
-        qn = ordinal(Quarter.of_instant(event.taken_at))
+        qn = ordinal_of_instant(event.taken_at)
         row = rows.get((event.site_id, qn))
         if row is None:
             row = rows[(event.site_id, qn)] = {

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from services.reports import activity_queries, queries, render, scope
 from services.reports.domain.adoption import ALL_TOOLS, Ambitions
-from services.reports.domain.stages import from_ordinal, ordinal
+from services.reports.domain.stages import from_ordinal, ordinal, ordinal_of_instant
 from services.reports.models import ActivityQuarter, Freshness, IcbRegistrations
 from shared.auth import Principal, Role, require
 from shared.db import Database
@@ -164,7 +164,7 @@ async def freshness_of(db: Database, floor: int, *, quarters: bool = False) -> F
                 versions = {qn: (v, q) for qn, v, q in await conn.execute(
                     select(QUARTERS.c.qn, QUARTERS.c.version, QUARTERS.c.quality))}
     qn = row and row["horizon_qn"]
-    horizon = qn if qn is not None else max(floor, ordinal(Quarter.of_instant(datetime.now(UTC))))
+    horizon = qn if qn is not None else max(floor, ordinal_of_instant(datetime.now(UTC)))
     return Fresh(render.freshness_json(row, from_ordinal(horizon).label), horizon,
                  row and row["views_stamp"], versions)
 

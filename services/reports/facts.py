@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Insert
 
-from services.reports.domain.stages import StagePoint, ordinal
+from services.reports.domain.stages import StagePoint, ordinal, ordinal_of_instant
 from services.reports.models import (
     Freshness,
     LatestReturn,
@@ -59,7 +59,7 @@ class Horizon:
         return cls(ordinal(Quarter.parse(first_quarter)), clock or (lambda: datetime.now(UTC)))
 
     def current_qn(self) -> int:
-        return max(self.first_qn, ordinal(Quarter.of_instant(self.clock())))
+        return max(self.first_qn, ordinal_of_instant(self.clock()))
 
     def start_for(self, applies_from: date) -> int:
         return max(self.first_qn, ordinal(Quarter.of_date(applies_from)))

@@ -1,6 +1,6 @@
 """Stage in force at quarter ends, open-site rule, quarter ordinals: hand-written tables."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -12,6 +12,7 @@ from services.reports.domain.stages import (
     from_ordinal,
     is_open,
     ordinal,
+    ordinal_of_instant,
     quarter_facts,
     quarter_stages_of,
     stage_at,
@@ -81,6 +82,22 @@ def test_ordinals_are_consecutive_and_round_trip():
     assert ordinal(q4.next()) == ordinal(q4) + 1
     assert from_ordinal(ordinal(q4)) == q4
     assert from_ordinal(ordinal(Quarter(2023, 1))) == Quarter(2023, 1)
+
+
+@pytest.mark.parametrize(("instant", "expected"), [
+    # 2022/23 Q1 is 2022 * 4 + 0 = 8088. Quarters turn at midnight London time.
+    (datetime(2022, 4, 1, 0, 0, tzinfo=UTC), 8088),                 # 01:00 BST, 1 April
+    (datetime(2022, 3, 31, 23, 30, tzinfo=UTC), 8088),              # 00:30 BST, 1 April
+    (datetime(2022, 3, 31, 22, 59, tzinfo=UTC), 8087),              # 23:59 BST, 31 March
+    (datetime(2022, 6, 30, 23, 0, tzinfo=UTC), 8089),               # 00:00 BST, 1 July: Q2
+    (datetime(2022, 6, 30, 22, 59, 59, tzinfo=UTC), 8088),          # 23:59:59 BST, 30 June
+    (datetime(2022, 12, 31, 23, 59, tzinfo=UTC), 8090),             # GMT: still Q3
+    (datetime(2023, 1, 1, 0, 0, tzinfo=UTC), 8091),                 # 2022/23 Q4
+    (datetime(2023, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), 8090),  # 23:30 GMT
+])
+def test_the_quarter_number_of_an_instant_is_by_its_london_date(instant, expected):
+    assert ordinal_of_instant(instant) == expected
+    assert ordinal_of_instant(instant) == expected   # remembered, the same
 
 
 def test_quarter_facts_skip_unreported_and_closed_quarters():
