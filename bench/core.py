@@ -108,6 +108,11 @@ class Context:
     def size(self, full: Any, quick: Any) -> Any:
         return quick if self.quick else full
 
+    def forget(self, prefix: str) -> list[Any]:
+        """Drop the cached values whose keys start with ``prefix``; returns them."""
+        keys = [k for k in self._cache if k.startswith(prefix)]
+        return [self._cache.pop(k) for k in keys]
+
     async def cached(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
         """``make()`` once per run; later callers get the same value (or the same error)."""
         if key not in self._cache:

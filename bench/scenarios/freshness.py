@@ -24,7 +24,7 @@ from bench.core import Context, Row, Target, Unavailable, scenario
 from bench.pgutil import connect, fetchval
 from bench.scenarios.common import native_bodies
 from bench.scenarios.ingest import ready_ingest
-from bench.scenarios.services import Service, count, service, wait_rows
+from bench.scenarios.services import Service, count, retire, service, wait_rows
 from bench.stats import PERCENTILES, percentile
 
 PIPELINE = "fresh"  # its own databases and topics: no backlog from earlier scenarios
@@ -35,6 +35,13 @@ NOW = "SELECT clock_timestamp()"
 
 @scenario("freshness")
 async def freshness(ctx: Context) -> list[Row]:
+    try:
+        return await _freshness(ctx)
+    finally:
+        await retire(ctx, PIPELINE)   # the last scenario of this pipeline
+
+
+async def _freshness(ctx: Context) -> list[Row]:
     scoring = await service(ctx, "scoring", [], pipeline=PIPELINE)
     ingest, auth = await ready_ingest(ctx, "/observation-sets", PIPELINE)
     reports = await _optional(ctx, "reports")

@@ -71,8 +71,8 @@ async def reports_freshness(ctx: Context) -> list[Row]:
         return [row]
     names = [prefix + t for t in topics.ALL_TOPICS]
     await KafkaBus(infra.bootstrap, enable_idempotence=False).ensure_topics(names)
-    await asyncio.to_thread(infra.worker, "reports", built["twin_url"],
-                            "reports-events-worker", prefix)
+    worker = await asyncio.to_thread(infra.worker, "reports", built["twin_url"],
+                                     "reports-events-worker", prefix)
     in_play = await homes(ctx)
     n = int(rate * (s["warmup"] + s["duration"])) + 1
     events = await asyncio.to_thread(stream, in_play, 200 + n, prefix, seed=301)
@@ -96,6 +96,7 @@ async def reports_freshness(ctx: Context) -> list[Row]:
     finally:
         await floor.stop()
         await producer.stop()
+        await asyncio.to_thread(infra.retire, worker)
     measured_from = due[0] + s["warmup"]
     keep = [i for i, t in enumerate(due) if t >= measured_from]
     lags = sorted((applied[events[i].event_id][1] - due[i]) * 1000 for i in keep

@@ -65,6 +65,16 @@ async def service(ctx: Context, name: str, routes: list[str], *, worker: bool = 
     return svc
 
 
+async def retire(ctx: Context, pipeline: str) -> None:
+    """Stop a pipeline's services (API and worker) after the last scenario that uses them:
+    idle consumers cost the broker CPU in every later scenario (``Infra.retire``)."""
+    for svc in ctx.forget(f"service:{pipeline}:"):
+        if isinstance(svc, Service):
+            for proc in (svc.worker, svc.api):
+                if proc is not None:
+                    await asyncio.to_thread(ctx.env().retire, proc)
+
+
 async def _start(ctx: Context, name: str, pipeline: str) -> Service:
     infra = ctx.env()
     url = infra.database()

@@ -146,6 +146,8 @@ async def views_more(ctx: Context) -> list[Row]:
             row.details["traffic"] = traffic.figures()
     finally:
         await traffic.stop()
+        for proc in (traffic.worker, api):
+            await asyncio.to_thread(infra.retire, proc)
     rows[0].details["wall_s"] = time.perf_counter() - started   # populate and baseline excluded
     return rows
 
@@ -162,8 +164,9 @@ class Traffic:
     this traffic does not send (the note of each row gives the cold read, which is what such
     a change costs the next reader)."""
 
-    def __init__(self, url: str, producer: Any, events: list, rate: float) -> None:
+    def __init__(self, url: str, producer: Any, events: list, rate: float, worker: Any) -> None:
         self.url, self.producer, self.events, self.rate = url, producer, events, rate
+        self.worker = worker   # a bench.infra.Proc
         self.sent, self.started = 0, time.perf_counter()
         self.task: asyncio.Task | None = None
 
@@ -179,8 +182,8 @@ class Traffic:
         infra, prefix = ctx.env(), prefix_of(ctx, "views-traffic")
         await KafkaBus(infra.bootstrap, enable_idempotence=False).ensure_topics(
             [prefix + t for t in topics.ALL_TOPICS])
-        await asyncio.to_thread(infra.worker, "reports", url, "reports-views-more-worker",
-                                prefix)
+        worker = await asyncio.to_thread(infra.worker, "reports", url,
+                                         "reports-views-more-worker", prefix)
         rate = drive.sizes(ctx)["rate"]
         events = await asyncio.to_thread(stream, await homes(ctx), int(rate * TRAFFIC_S),
                                          prefix, 907, stage_every=None,
@@ -188,7 +191,7 @@ class Traffic:
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=1)
         await producer.start()
-        traffic = cls(url, producer, events, rate)
+        traffic = cls(url, producer, events, rate, worker)
         await traffic._prime()
         traffic.task = asyncio.create_task(traffic._publish())
         return traffic
