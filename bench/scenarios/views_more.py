@@ -10,6 +10,10 @@ with nothing else running; this scenario reads, with a dashboard token, one row 
 - ``GET /quality?quarter=2022/23 Q4&programme=deterioration``,
 - ``GET /adoption?level=psc&quarter=2022/23 Q4&programme=deterioration`` (the ``views``
   row's query, here under traffic),
+- ``GET /activity?level=icb&quarter=2022/23 Q4&programme=deterioration&tool=NEWS2 and soft
+  signs`` (activity of the homes whose stage in force names that tool, which every stage of
+  the bench's history does: not rolled up per tool, so each miss joins the quarter's site
+  rows with the stage facts),
 
 while a reports worker applies observation traffic to the same database (``Traffic``:
 observation and score pairs, open loop at the run's rate, 1,000 events/s in a full run,
@@ -23,7 +27,7 @@ observed in the quarter already, as mid-quarter) never does, so it hits after it
 read; adoption and transitions change only with the register or a stage, which this
 traffic leaves alone (a stage change costs the next reader a cold read, in each note).
 
-A fifth row reads data quality at a quarter's start (``START_VIEW``): after the four, a
+A sixth row reads data quality at a quarter's start (``START_VIEW``): after the others, a
 second traffic takes its readings in the first days of the quarter after the data set's
 last, where no home has a reading yet, so nearly every transaction it commits gives some
 home its first reading there and a new data-quality version, and the next read misses.
@@ -91,7 +95,8 @@ TURNOVER = 0.1   # share of a home's residents replaced each quarter
 SERVICE_READS = 10
 SATURATION_S = 2.0   # closed loop, after the run's warm-up
 SATURATION_CAP = 5000.0   # requests/s the closed loop has requests for (the bare endpoint's)
-TRAFFIC_S = 90.0   # seconds of observation traffic built (three views' reads take about 60)
+TRAFFIC_S = 130.0   # seconds of observation traffic built (five views' reads take about 100)
+TOOL = "NEWS2 and soft signs"   # the tool every stage of the bench's history names
 PRIME = 200   # traffic events applied before any view is measured
 # The traffic reaches the broker in rounds, as the product's relays publish it: at 1,000
 # single-set POSTs/s they published 14.9 (ingest) and 54.4 (scoring) events a round (the
@@ -121,6 +126,9 @@ VIEWS = (
          f"level=psc&quarter={_q(LAST)}&programme={PROGRAMME}"),
     View("data quality", "/quality", f"quarter={_q(LAST)}&programme={PROGRAMME}"),
     View("adoption by PSC", "/adoption", f"level=psc&quarter={_q(LAST)}&programme={PROGRAMME}"),
+    # Not rolled up per tool: each miss joins the quarter's site rows with the stage facts.
+    View("activity by ICB for one tool, one quarter", "/activity",
+         f"level=icb&quarter={_q(LAST)}&programme={PROGRAMME}&tool={_q(TOOL)}"),
 )
 START_VIEW = View("data quality at a quarter's start, homes' first readings", "/quality",
                   f"quarter={_q(START)}&programme={PROGRAMME}")
