@@ -66,12 +66,12 @@ def frozen_heap() -> Iterator[None]:
     history: about 1 CPU s a full collection, one or two a rebuild). Frozen, those objects
     are skipped; reference counting frees as before. Validating an event allocates a dozen
     containers, so at CPython's default threshold (700) the young collections ran every 170
-    events or so and took about a fifth of the replay's CPU (bench ``rebuild-activity``,
-    alternated: 7.2-9.0 CPU s for 305,316 events, 6.0-7.4 at ``BULK_GEN0``); at that
-    threshold they run a few times a replay, and only cyclic garbage (a transaction's
-    session, a few a chunk) waits for them. Nested uses
-    restore at the outermost exit; if something else froze the heap already (ingest's
-    runtime does), the heap is left as it is, and the threshold raised all the same.
+    events or so and took about a fifth of the replay's CPU (the ``rebuild-activity``
+    replay, alternated: 7.2-9.0 CPU s for 305,316 events, 6.0-7.4 at ``BULK_GEN0``); at
+    that threshold they run a few times a replay, and only cyclic garbage (a transaction's
+    session, a few a chunk) waits for them. Nested uses restore at the outermost exit; if
+    something else froze the heap already (ingest's runtime does), the heap is left as it
+    is, and the threshold raised all the same.
     """
     global _freezes, _thresholds, _froze
     if _freezes == 0:

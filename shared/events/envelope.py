@@ -3,7 +3,9 @@
 ``id`` is the event's identity and the consumers' dedupe key (inbox). ``subject`` carries the
 partition key, so one site's (or one resident's) events stay in order on one partition.
 ``schemaversion`` is a CloudEvents extension attribute: consumers refuse a version newer than
-the model they know rather than misread it.
+the model they know rather than misread it. ``data`` is the event's fields as a dict when
+``decode`` reads an envelope, and the event itself when ``shared.events.read`` does (as every
+consumer does): code handed an envelope reads fields from the event, not from ``data``.
 """
 
 from __future__ import annotations
