@@ -140,41 +140,42 @@ async def views_more(ctx: Context) -> list[Row]:
     label = f"naive GROUP BY p99, {len(await homes(ctx)):,} homes"
     rows = [Row(f"QART view query p99 ({v.label})", None, "ms", percentile(naive, 99), label,
                 Target("<=", 20, "ms")) for v in (*VIEWS, START_VIEW)]
+    at_start = rows.pop()
     try:
         built = await populate(ctx)
     except (ImportError, AttributeError) as exc:
-        return _skipped(rows, f"not available yet: services.reports.rebuild ({exc})"[:200])
+        return _skipped([*rows, at_start],
+                        f"not available yet: services.reports.rebuild ({exc})"[:200])
     started = time.perf_counter()
     url, filled = await with_activity(ctx, built)
     infra = ctx.env()
     api = await asyncio.to_thread(infra.serve, "reports", url, "reports-views-more-api")
     paths, token = await paths_of(api), infra.token(Role.DASHBOARD, sub="bench-dashboard")
-    present = [(v, r) for v, r in zip(VIEWS, rows[:-1], strict=True) if v.route in paths]
-    for view, row in zip(VIEWS, rows[:-1], strict=True):
+    present = [(v, r) for v, r in zip(VIEWS, rows, strict=True) if v.route in paths]
+    for view, row in zip(VIEWS, rows, strict=True):
         if view.route not in paths:
             row.skipped = f"not available yet: reports has no {view.route} route"
     # Every first read before any load, so each is a cold read on an idle API process.
-    cold = {v.route: (await _reads(api.port, v.path, token, 1))[0] for v, _ in present}
+    cold = {v.path: (await _reads(api.port, v.path, token, 1))[0] for v, _ in present}
     traffic = await Traffic.start(ctx, url)
     try:
         for view, row in present:
             before = traffic.figures()
-            await _measure(ctx, api.port, token, view, row, cold[view.route])
+            await _measure(ctx, api.port, token, view, row, cold[view.path])
             row.note += f"; {traffic.note(before)}; {filled['note']}"
             row.details["activity"] = {k: v for k, v in filled.items() if k != "note"}
             row.details["traffic"] = traffic.figures()
     finally:
         await traffic.stop()
-        await asyncio.to_thread(infra.retire, traffic.worker)
     try:
         if START_VIEW.route in paths:
-            await _at_start(ctx, url, api.port, token, rows[-1])
+            await _at_start(ctx, url, api.port, token, at_start)
         else:
-            rows[-1].skipped = f"not available yet: reports has no {START_VIEW.route} route"
+            at_start.skipped = f"not available yet: reports has no {START_VIEW.route} route"
     finally:
         await asyncio.to_thread(infra.retire, api)
     rows[0].details["wall_s"] = time.perf_counter() - started   # populate and baseline excluded
-    return rows
+    return [*rows, at_start]
 
 
 async def _at_start(ctx: Context, url: str, port: int, token: str, row: Row) -> None:
@@ -194,7 +195,6 @@ async def _at_start(ctx: Context, url: str, port: int, token: str, row: Row) -> 
         row.note += f"; {traffic.note(before)}"
     finally:
         await traffic.stop()
-        await asyncio.to_thread(ctx.env().retire, traffic.worker)
     conn = await connect(url)
     try:
         observed = int(await conn.fetchval(
@@ -220,9 +220,10 @@ class Traffic:
     this traffic does not send (the note of each row gives the cold read, which is what such
     a change costs the next reader)."""
 
-    def __init__(self, url: str, producer: Any, events: list, rate: float, worker: Any) -> None:
+    def __init__(self, url: str, producer: Any, events: list, rate: float, worker: Any,
+                 infra: Any) -> None:
         self.url, self.producer, self.events, self.rate = url, producer, events, rate
-        self.worker = worker   # a bench.infra.Proc
+        self.worker, self.infra = worker, infra   # a bench.infra.Proc, its bench.infra.Infra
         self.sent, self.started = 0, time.perf_counter()
         self.task: asyncio.Task | None = None
 
@@ -236,8 +237,7 @@ class Traffic:
         from shared.bus.kafka import KafkaBus
         from shared.events import topics
 
-        infra = ctx.env()
-        prefix = prefix_of(ctx, "views-traffic" if name == "views-more" else name)
+        infra, prefix = ctx.env(), prefix_of(ctx, name)
         await KafkaBus(infra.bootstrap, enable_idempotence=False).ensure_topics(
             [prefix + t for t in topics.ALL_TOPICS])
         worker = await asyncio.to_thread(infra.worker, "reports", url,
@@ -249,7 +249,7 @@ class Traffic:
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=1)
         await producer.start()
-        traffic = cls(url, producer, events, rate, worker)
+        traffic = cls(url, producer, events, rate, worker, infra)
         await traffic._prime()
         traffic.task = asyncio.create_task(traffic._publish())
         return traffic
@@ -298,10 +298,13 @@ class Traffic:
         return out + (" (the traffic RAN OUT before the end)" if now["ran_out"] else "")
 
     async def stop(self) -> None:
+        """Stop publishing, then the worker (``Infra.retire``: idle, it would still cost the
+        broker CPU in every later scenario)."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         await self.producer.stop()
+        await asyncio.to_thread(self.infra.retire, self.worker)
 
 
 def _skipped(rows: list[Row], reason: str) -> list[Row]:
