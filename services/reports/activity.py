@@ -17,15 +17,21 @@ to 0 stays; the queries read it as nothing.
 Areas. A site's row is counted under the register copy's ICB and PSC (for a site the copy does
 not hold yet, its first event's), and ``reports_activity_area`` holds the rows summed per
 quarter at each level, so a view reads a few hundred rows instead of rolling up every site.
-Both move together: the live consumer adds an event's counts to its site's row and to that
-row's areas in one transaction (``add_many``), and a register change moves the site's rows,
-counts and all, to its new areas (``follow_register``). The codes an event carries are never
-trusted over the register's: they can differ (a site that moved, a stale copy in ingest).
-On PostgreSQL, where several workers apply events at once, the lock ``AREAS`` keeps the two
-apart: adding holds it shared from before it reads the register copy until commit, and a
-register change holds it exclusively from before it writes the copy, so no row is added under
-codes a concurrent change has just replaced. A bulk replay skips the roll-ups and ``derive``
-makes them (and the codes and residents) again from the rows at its end, as the facts are.
+``reports_activity_tool`` holds the same sums per programme and tool: the rows of the sites
+whose stage in force at the quarter's end in that programme names the tool (the stage facts).
+All move together: the live consumer adds an event's counts to its site's row and to that
+row's areas, of all tools and of each tool its facts name, in one transaction (``add_many``);
+a register change moves the site's rows, counts and all, to its new areas
+(``follow_register``); and a change of the tool in force moves the rows from the old tool's
+roll-ups to the new one's (``follow_facts``, from the fact upkeep). The codes an event carries
+are never trusted over the register's: they can differ (a site that moved, a stale copy in
+ingest). On PostgreSQL, where several workers apply events at once, the lock ``AREAS`` keeps
+adding apart from the other two: adding holds it shared from before it reads the register copy
+and the facts until commit, and a transaction that may change the register copy or the facts
+holds it exclusively from before it writes either (``lock_areas``, which the fact upkeep
+checks), so no row is added under codes or a tool a concurrent change has just replaced. A
+bulk replay skips the roll-ups and ``derive`` makes them (and the codes and residents) again
+from the rows and the facts at its end.
 
 Versions. Every add also writes a fresh random version for each quarter it added to
 (``reports_activity_quarter``), which the API caches that quarter's activity under, and a
@@ -36,11 +42,12 @@ which the API caches that quarter's data quality under (ARCHITECTURE.md, invaria
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import itemgetter
 
-from sqlalchemy import delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.domain.adoption import NATIONAL
@@ -50,17 +57,21 @@ from services.reports.models import (
     ActivityArea,
     ActivityQuarter,
     ActivityResident,
+    ActivityTool,
     ReportSite,
+    StageFact,
 )
-from shared.dialect import in_values, insert_rows, lock_transaction, upsert
+from shared.dialect import in_values, insert_rows, lock_transaction, upsert, upsert_add
 from shared.events import Event
 from shared.events.observations import ObservationRecorded, ObservationSetWithdrawn
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
 
 ACT, RES, AREA = Activity.__table__, ActivityResident.__table__, ActivityArea.__table__
-QUARTER = ActivityQuarter.__table__
-SITE = ReportSite.__table__
+QUARTER, TOOL = ActivityQuarter.__table__, ActivityTool.__table__
+SITE, FACT = ReportSite.__table__, StageFact.__table__
 AREAS = "reports.activity-areas"   # the lock (see the module docstring)
+EXCLUSIVE = "reports.areas-exclusive"   # session.info: this transaction holds it exclusively
+CHUNK = 400   # (site, quarter) keys per statement
 RISK_COLUMNS = {"low": "risk_low", "low-medium": "risk_low_medium", "medium": "risk_medium",
                 "high": "risk_high"}
 
@@ -130,11 +141,14 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     stored = await _upsert(session, ACT, rows.values(), ("site_id", "qn"), ROLLED,
                            returning=("site_id", "qn", "icb_code", "psc_code",
                                       "observation_sets"))
-    areas: dict[tuple[str, int, str], Counter[str]] = {}
+    tools = await _tools(session, rows)
+    areas: Areas = {}
     lists: set[int] = set()   # quarters where a site's observations started or ended
     for site_id, qn, icb, psc, sets in stored:
         row = rows[site_id, qn]
         _roll(areas, qn, icb, psc, row, 1)
+        for programme, tool in tools.get((site_id, qn), ()):
+            _roll(areas, qn, icb, psc, row, 1, tool=(programme, tool))
         if (sets > 0) != (sets - row["observation_sets"] > 0):
             lists.add(qn)
     await _add_areas(session, areas)
@@ -206,22 +220,51 @@ async def _observed(session: AsyncSession, residents: Counter[tuple[str, int, st
     return out
 
 
-def _roll(areas: dict[tuple[str, int, str], Counter[str]], qn: int, icb: str, psc: str,
-          row: dict, sign: int, national: bool = True) -> None:
-    """Add ``sign`` times a site row's counts to its areas (national too, unless not)."""
+# (programme, tool) or () for all tools, level, quarter, code -> the counts to add there
+Areas = dict[tuple[tuple[str, ...], str, int, str], Counter[str]]
+AREA_KEY, TOOL_KEY = ("level", "qn", "code"), ("programme", "tool", "level", "qn", "code")
+
+
+def _roll(areas: Areas, qn: int, icb: str, psc: str, row: Mapping[str, int], sign: int,
+          national: bool = True, tool: tuple[str, str] | tuple[()] = ()) -> None:
+    """Add ``sign`` times a site row's counts to its areas (national too, unless not): of
+    all tools, or of one ``tool`` (programme, tool)."""
     levels = (("icb", icb), ("psc", psc), *((("national", NATIONAL),) if national else ()))
     for level, code in levels:
-        area = areas.setdefault((level, qn, code), Counter())
+        area = areas.setdefault((tool, level, qn, code), Counter())
         for column in ROLLED:
             area[column] += sign * row[column]
 
 
-async def _add_areas(session: AsyncSession,
-                     areas: dict[tuple[str, int, str], Counter[str]]) -> None:
-    await _upsert(session, AREA, [{"level": level, "qn": qn, "code": code,
-                                   **{c: n[c] for c in ROLLED}}
-                                  for (level, qn, code), n in areas.items()],
-                  ("level", "qn", "code"), ROLLED)
+def _area_rows(areas: Areas, tools: bool) -> tuple[list[dict], tuple[str, ...]]:
+    """The rows to add to ``reports_activity_tool`` (tools) or ``reports_activity_area``
+    (not), in key order, and their key."""
+    key = TOOL_KEY if tools else AREA_KEY
+    rows = [dict(zip(key, (*tool, level, qn, code), strict=True), **{c: n[c] for c in ROLLED})
+            for (tool, level, qn, code), n in areas.items() if bool(tool) == tools]
+    return sorted(rows, key=itemgetter(*key)), key
+
+
+async def _add_areas(session: AsyncSession, areas: Areas) -> None:
+    for table, tools in ((AREA, False), (TOOL, True)):
+        rows, key = _area_rows(areas, tools)
+        await insert_rows(session, table, rows, add=(list(key), ROLLED))
+
+
+async def _tools(session: AsyncSession, keys: Collection[tuple[str, int]]
+                 ) -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """(site, quarter) -> the (programme, tool) of each stage in force there that names a
+    tool (``reports_stage_fact``), for these keys."""
+    dialect = session.get_bind().dialect.name
+    wanted, out = set(keys), defaultdict(list)
+    for site_id, qn, programme, tool in await session.execute(
+            select(FACT.c.site_id, FACT.c.qn, FACT.c.programme, FACT.c.tool)
+            .where(in_values(FACT.c.site_id, sorted({s for s, _ in wanted}), dialect),
+                   in_values(FACT.c.qn, sorted({q for _, q in wanted}), dialect),
+                   FACT.c.tool.is_not(None))):
+        if (site_id, qn) in wanted:
+            out[site_id, qn].append((programme, tool))
+    return out
 
 
 async def registered(session: AsyncSession, site_ids: Collection[str]
@@ -233,15 +276,17 @@ async def registered(session: AsyncSession, site_ids: Collection[str]
         .where(in_values(SITE.c.site_id, sorted(site_ids), dialect)))}
 
 
-async def lock_register(session: AsyncSession) -> None:
-    """Before a register change in a live transaction: see the module docstring."""
+async def lock_areas(session: AsyncSession) -> None:
+    """Before a register change or a fact refresh in a live transaction: see the module
+    docstring."""
     await lock_transaction(session, AREAS)
+    session.info[EXCLUSIVE] = True
 
 
 async def follow_register(session: AsyncSession, site_ids: Collection[str]) -> None:
     """Move these sites' rows whose codes are not the register copy's (the site moved, or was
     registered after its first events) to the register's codes, and their counts with them
-    to their new areas. Call with ``lock_register`` held, after writing the copy."""
+    to their new areas. Call with ``lock_areas`` held, after writing the copy."""
     if not site_ids:
         return
     dialect = session.get_bind().dialect.name
@@ -252,10 +297,14 @@ async def follow_register(session: AsyncSession, site_ids: Collection[str]) -> N
     rows = (await session.execute(moving)).mappings().all()
     if not rows:
         return
-    areas: dict[tuple[str, int, str], Counter[str]] = {}
+    tools = await _tools(session, {(r["site_id"], r["qn"]) for r in rows})
+    areas: Areas = {}
     for row in rows:
-        _roll(areas, row["qn"], row["icb_code"], row["psc_code"], row, -1, national=False)
-        _roll(areas, row["qn"], row["to_icb"], row["to_psc"], row, 1, national=False)
+        for tool in ((), *tools.get((row["site_id"], row["qn"]), ())):
+            _roll(areas, row["qn"], row["icb_code"], row["psc_code"], row, -1,
+                  national=False, tool=tool)
+            _roll(areas, row["qn"], row["to_icb"], row["to_psc"], row, 1, national=False,
+                  tool=tool)
     await session.execute(_to_register(
         in_values(ACT.c.site_id, sorted({r["site_id"] for r in rows}), dialect)))
     await _add_areas(session, areas)
@@ -270,11 +319,12 @@ def _to_register(where):  # noqa: ANN001, ANN202 - a clause, an Update
 
 async def derive(session: AsyncSession) -> None:
     """Make the codes, ``residents`` and the area rows again from the site rows, the
-    residents' standing sets and the register copy: what the live upkeep keeps them equal
-    to (after a bulk replay, which skips it, and in ``mandet rebuild-reports``). Takes the
-    lock exclusively; the caller's transaction should take it first (``lock_register``)
+    residents' standing sets, the register copy and the stage facts (derive these first):
+    what the live upkeep keeps them equal to (after a bulk replay, which skips it, and in
+    ``mandet rebuild-reports``). Takes the
+    lock exclusively; the caller's transaction should take it first (``lock_areas``)
     if it locks anything else before this."""
-    await lock_register(session)
+    await lock_areas(session)
     await session.execute(_to_register(literal(True)))
     standing = (select(RES.c.site_id, RES.c.qn, func.count().label("n")).where(RES.c.sets > 0)
                 .group_by(RES.c.site_id, RES.c.qn).subquery())
@@ -285,9 +335,37 @@ async def derive(session: AsyncSession) -> None:
         ACT.c.residents != 0, ~exists().where(RES.c.site_id == ACT.c.site_id,
                                               RES.c.qn == ACT.c.qn, RES.c.sets > 0)))
     await session.execute(delete(AREA))
+    await session.execute(delete(TOOL))
+    joined = ACT.join(FACT, and_(FACT.c.site_id == ACT.c.site_id, FACT.c.qn == ACT.c.qn,
+                                 FACT.c.tool.is_not(None)))
     for level, code in (("national", None), ("icb", ACT.c.icb_code), ("psc", ACT.c.psc_code)):
         keys = [ACT.c.qn] if code is None else [ACT.c.qn, code]
+        sums = [literal(level), ACT.c.qn, literal(NATIONAL) if code is None else code,
+                *(func.sum(ACT.c[c]) for c in ROLLED)]
         await session.execute(insert(AREA).from_select(
-            ["level", "qn", "code", *ROLLED],
-            select(literal(level), ACT.c.qn, literal(NATIONAL) if code is None else code,
-                   *(func.sum(ACT.c[c]) for c in ROLLED)).group_by(*keys)))
+            [*AREA_KEY, *ROLLED], select(*sums).group_by(*keys)))
+        tool = [FACT.c.programme, FACT.c.tool]
+        await session.execute(insert(TOOL).from_select(
+            [*TOOL_KEY, *ROLLED], select(*tool, *sums).select_from(joined)
+            .group_by(*tool, *keys)))
+
+
+def follow_facts(conn: Connection, changed: Mapping[tuple[str, int], Iterable[tuple]]) -> None:
+    """Move site rows between the per-tool roll-ups as the facts changed: ``changed`` maps
+    (site, quarter) to (programme, tool before, tool after) for each stage in force whose
+    tool changed (None: no fact, or a fact naming none). Called by the fact upkeep, on its
+    sync connection, with ``lock_areas`` held (module docstring); the rows' codes are
+    their own, as the other roll-ups'."""
+    keys = sorted(changed)
+    areas: Areas = {}
+    for i in range(0, len(keys), CHUNK):
+        for row in conn.execute(select(ACT).where(
+                tuple_(ACT.c.site_id, ACT.c.qn).in_(keys[i:i + CHUNK]))).mappings():
+            for programme, before, after in changed[row["site_id"], row["qn"]]:
+                for tool, sign in ((before, -1), (after, 1)):
+                    if tool is not None:
+                        _roll(areas, row["qn"], row["icb_code"], row["psc_code"], row, sign,
+                              tool=(programme, tool))
+    rows, key = _area_rows(areas, tools=True)
+    if rows:
+        conn.execute(upsert_add(TOOL, conn.dialect.name, list(key), ROLLED), rows)

@@ -1,9 +1,9 @@
 """Read side of the activity and data-quality views.
 
 Activity reads the roll-ups ``activity`` keeps per quarter and area (national, ICB, PSC) by
-the register's codes, or the site rows for site level: a view reads a row per quarter and
-area, never every site. For one tool it sums the site rows of the sites whose stage in force
-names it (joined with the stage facts): a row per site and quarter, read on a cache miss.
+the register's codes, of all tools or of one (programme, tool), or the site rows for site
+level: a view reads a row per quarter and area, never every site (for one tool at site level,
+the site rows whose stage in force names it, joined with the stage facts).
 A resident counts as observed in a site and quarter only while a set of theirs there stands
 (``residents``; see ``activity``), and a row whose counters and residents all net to 0
 (everything it counted withdrawn, or moved to another area) is left out, as if never
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Select, and_, func, literal, select
+from sqlalchemy import Select, and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reports.activity import ACT, AREA, ROLLED
-from services.reports.domain.adoption import ALL_TOOLS, NATIONAL, percent
+from services.reports.activity import ACT, AREA, ROLLED, TOOL
+from services.reports.domain.adoption import ALL_TOOLS, percent
 from services.reports.domain.stages import from_ordinal
 from services.reports.models import LatestReturn, ReportSite, StageFact
 from shared.dialect import aware
@@ -46,8 +46,6 @@ async def activity(session: AsyncSession, *, level: str, first: int, last: int,
     else:
         stmt, named = (_by_tool(level, first, last, code, programme, tool),
                        {"programme": programme, "tool": tool})
-    if stmt is None:
-        return []
     labels = {qn: from_ordinal(qn).label for qn in range(first, last + 1)}
     return [_activity_row(row, labels[row[0]], level, named)
             for row in await session.execute(stmt)
@@ -68,23 +66,24 @@ def _rolled_up(level: str, first: int, last: int, code: str | None) -> Select:
 
 
 def _by_tool(level: str, first: int, last: int, code: str | None, programme: str,
-             tool: str) -> Select | None:
-    """(qn, code, *ROLLED) for one tool: the site rows joined with the stage facts of their
-    quarter, summed per (quarter, code) by the site rows' codes (the register's, as the
-    roll-ups); None when no code can match."""
-    column = {"site": ACT.c.site_id, "icb": ACT.c.icb_code, "psc": ACT.c.psc_code}.get(level)
-    if column is None and code not in (None, NATIONAL):
-        return None
-    stmt = (select(ACT.c.qn, column if column is not None else literal(NATIONAL),
-                   *(func.sum(ACT.c[c]) for c in ROLLED))
+             tool: str) -> Select:
+    """(qn, code, *ROLLED) for one tool: its roll-ups, or for site level the site rows
+    joined with the stage facts of their quarter (by the site rows' codes, as the
+    roll-ups)."""
+    if level != "site":
+        where = [TOOL.c.programme == programme, TOOL.c.tool == tool, TOOL.c.level == level,
+                 TOOL.c.qn.between(first, last)]
+        if code is not None:
+            where.append(TOOL.c.code == code)
+        return (select(TOOL.c.qn, TOOL.c.code, *(TOOL.c[c] for c in ROLLED)).where(*where)
+                .order_by(TOOL.c.qn, TOOL.c.code))
+    stmt = (select(ACT.c.qn, ACT.c.site_id, *(ACT.c[c] for c in ROLLED))
             .join(FACT, and_(FACT.c.site_id == ACT.c.site_id, FACT.c.qn == ACT.c.qn))
             .where(FACT.c.programme == programme, FACT.c.tool == tool,
                    ACT.c.qn.between(first, last), FACT.c.qn.between(first, last)))
-    if column is None:
-        return stmt.group_by(ACT.c.qn).order_by(ACT.c.qn)
     if code is not None:
-        stmt = stmt.where(column == code)
-    return stmt.group_by(ACT.c.qn, column).order_by(ACT.c.qn, column)
+        stmt = stmt.where(ACT.c.site_id == code)
+    return stmt.order_by(ACT.c.qn, ACT.c.site_id)
 
 
 def _activity_row(row: Sequence, label: str, level: str, named: dict) -> dict:

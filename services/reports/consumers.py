@@ -67,8 +67,9 @@ def batch_handler(horizon: Horizon) -> BatchHandler:
     """
     async def apply(session: AsyncSession, items: Sequence[tuple[Envelope, Event]]) -> None:
         sites = [ev for _, ev in items if isinstance(ev, SiteFacts)]
+        if sites or any(isinstance(ev, StageChanged) for _, ev in items):
+            await activity.lock_areas(session)   # first: the facts may change (``activity``)
         if sites:
-            await activity.lock_register(session)
             await apply_sites(session, sites)
             await activity.follow_register(session, {ev.site_id for ev in sites})
         for envelope, event in items:

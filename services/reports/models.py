@@ -139,6 +139,23 @@ class ActivityArea(ActivityCounters, AreaQuarter, table=True):
     __tablename__ = "reports_activity_area"
 
 
+class ToolAreaQuarter(SQLModel):
+    programme: str = Field(primary_key=True)
+    tool: str = Field(primary_key=True)
+    level: str = Field(primary_key=True, max_length=16)
+    qn: int = Field(primary_key=True)
+    code: str = Field(primary_key=True)
+
+
+class ActivityTool(ActivityCounters, ToolAreaQuarter, table=True):
+    """``Activity`` summed per programme, tool, quarter and area (national, ICB, PSC): the
+    site rows whose stage in force at that quarter's end in that programme names the tool
+    (``reports_stage_fact``), kept in step with both in the same transaction (see
+    ``activity``). Rows may reach 0."""
+
+    __tablename__ = "reports_activity_tool"
+
+
 class ActivityQuarter(SQLModel, table=True):
     """A fresh random ``version`` for a quarter in every transaction that adds to its
     activity rows (``activity.add_many``), and a fresh ``quality`` in those that start or

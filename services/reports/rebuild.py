@@ -458,7 +458,7 @@ async def derive_all(session: AsyncSession, horizon: Horizon,
 
 async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | None) -> int:
     last = horizon.current_qn()
-    await activity.lock_register(session)   # first: live consumers may hold it (``activity``)
+    await activity.lock_areas(session)   # first: live consumers may hold it (``activity``)
     remembered = await _remembered(session, replay)
     await session.execute(delete(FACT))
     dialect = session.get_bind().dialect.name

@@ -14,13 +14,14 @@ changed quarter on", so a late correction rewrites its quarter and every later o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reports import activity
 from services.reports.domain.counts import deltas
 from services.reports.domain.stages import quarter_facts
 from services.reports.facts import (
@@ -66,7 +67,8 @@ def remember(session: AsyncSession, envelope: Envelope, horizon: Horizon | None 
 
 def tick(session: AsyncSession, horizon: Horizon) -> None:
     """Check the horizon at the next flush even with nothing marked (a new quarter extends
-    the facts)."""
+    the facts). Like every transaction that refreshes facts, it must hold
+    ``activity.lock_areas``."""
     session.info[HORIZON] = horizon
 
 
@@ -87,6 +89,8 @@ def _apply(session: Session) -> None:
         add_latest_returns(conn, records)
     changed = bool(records) or bool(dirty)
     if horizon is not None:
+        if not session.info.get(activity.EXCLUSIVE):
+            raise RuntimeError("facts refreshed without activity.lock_areas (see activity)")
         upto, extended = _horizon(conn, horizon)
         series = _all_series(conn) if extended else _resolve(conn, dirty)
         refresh(conn, series, horizon.first_qn, upto)
@@ -134,8 +138,8 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
                    last: int) -> None:
     key = tuple_(FACT.c.site_id, FACT.c.programme).in_(chunk)
     removed = conn.execute(delete(FACT).where(key).returning(
-        FACT.c.programme, FACT.c.qn, FACT.c.tool, FACT.c.stage, FACT.c.icb_code,
-        FACT.c.psc_code, FACT.c.region)).mappings().all()
+        FACT.c.site_id, FACT.c.programme, FACT.c.qn, FACT.c.tool, FACT.c.stage,
+        FACT.c.icb_code, FACT.c.psc_code, FACT.c.region)).mappings().all()
     histories: dict[tuple[str, str], list] = defaultdict(list)
     sites = {}
     for row in conn.execute(
@@ -160,6 +164,23 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
     rows = [d for p, (old, new) in by_programme.items() for d in deltas(p, old, new)]
     if rows:
         conn.execute(upsert_add(COUNT, conn.dialect.name, COUNT_KEY, "sites"), rows)
+    retooled = _retooled(removed, added)
+    if retooled:
+        activity.follow_facts(conn, retooled)
+
+
+def _retooled(removed: Iterable[Mapping], added: Iterable[Mapping]
+              ) -> dict[tuple[str, int], list[tuple[str, str | None, str | None]]]:
+    """(site, quarter) -> (programme, tool before, tool after) where the stage in force
+    names another tool than before (None: no fact, or a fact naming none)."""
+    before = {(r["site_id"], r["programme"], r["qn"]): r["tool"] for r in removed}
+    after = {(r["site_id"], r["programme"], r["qn"]): r["tool"] for r in added}
+    out: dict[tuple[str, int], list] = defaultdict(list)
+    for site_id, programme, qn in sorted(before.keys() | after.keys()):
+        was, now = before.get((site_id, programme, qn)), after.get((site_id, programme, qn))
+        if was != now:
+            out[site_id, qn].append((programme, was, now))
+    return out
 
 
 def _touch(conn: Connection, envelope: Envelope | None, changed: bool) -> None:

@@ -132,14 +132,16 @@ async def deliver(runtime, envelopes: list[Envelope], batch: int = 1) -> None:
         await runner._apply(messages[i:i + batch])
 
 
-async def view(rt, level: str = "site", qn: int = Q3) -> dict[str, tuple]:
+async def view(rt, level: str = "site", qn: int = Q3, *, tool: str = "*",
+               programme: str = "care-homes") -> dict[str, tuple]:
     """code -> (observation sets, residents observed, scored, complete, low, low-medium,
-    medium, high, red scores, flags, claim mismatches) of the activity query."""
+    medium, high, red scores, flags, claim mismatches) of the activity query (all tools, or
+    one ``tool`` of ``programme``)."""
     from services.reports import activity_queries
 
     async with rt.db.session() as s:
         rows = await activity_queries.activity(s, level=level, first=qn, last=qn, keep=None,
-                                               code=None)
+                                               code=None, programme=programme, tool=tool)
     return {r["code"]: (r["observation_sets"], r["residents_observed"],
                         r["complete_news2"]["denominator"], r["complete_news2"]["numerator"],
                         *r["risk"].values(), r["red_scores"], r["flags"],

@@ -139,7 +139,7 @@ async def test_an_add_waiting_for_a_register_change_holds_nothing_it_needs(pg_ur
         changing = rt.db.transaction()
         session = await changing.__aenter__()
         try:
-            await activity.lock_register(session)
+            await activity.lock_areas(session)
 
             async def add() -> None:
                 async with rt.db.transaction() as other:
