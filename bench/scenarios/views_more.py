@@ -12,8 +12,8 @@ with nothing else running; this scenario reads, with a dashboard token, one row 
   row's query, here under traffic),
 - ``GET /activity?level=icb&quarter=2022/23 Q4&programme=deterioration&tool=NEWS2 and soft
   signs`` (activity of the homes whose stage in force names that tool, which every stage of
-  the bench's history does: not rolled up per tool, so each miss joins the quarter's site
-  rows with the stage facts),
+  the bench's history does: read from the per-tool roll-ups, which the traffic moves as it
+  moves the all-tools ones),
 
 while a reports worker applies observation traffic to the same database (``Traffic``:
 observation and score pairs, open loop at the run's rate, 1,000 events/s in a full run,
@@ -126,7 +126,6 @@ VIEWS = (
          f"level=psc&quarter={_q(LAST)}&programme={PROGRAMME}"),
     View("data quality", "/quality", f"quarter={_q(LAST)}&programme={PROGRAMME}"),
     View("adoption by PSC", "/adoption", f"level=psc&quarter={_q(LAST)}&programme={PROGRAMME}"),
-    # Not rolled up per tool: each miss joins the quarter's site rows with the stage facts.
     View("activity by ICB for one tool, one quarter", "/activity",
          f"level=icb&quarter={_q(LAST)}&programme={PROGRAMME}&tool={_q(TOOL)}"),
 )

@@ -146,3 +146,18 @@ async def view(rt, level: str = "site", qn: int = Q3, *, tool: str = "*",
                         r["complete_news2"]["denominator"], r["complete_news2"]["numerator"],
                         *r["risk"].values(), r["red_scores"], r["flags"],
                         r["claim_mismatches"]) for r in rows}
+
+
+async def downgrade(runtime, revision: str) -> None:
+    """Run reports' migrations down to ``revision`` (Alembic, on the runtime's database)."""
+    from alembic import command
+
+    from shared.migrations import config_for
+
+    def down(connection) -> None:  # noqa: ANN001
+        cfg = config_for(runtime.migrations)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+    async with runtime.db.engine.begin() as conn:
+        await conn.run_sync(down)

@@ -13,18 +13,18 @@ import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 from services.reports import activity, consumers, rebuild, upkeep
 from services.reports.activity import TOOL
 from services.reports.facts import Horizon
 from shared.events import parse
-from shared.migrations import config_for, upgrade
+from shared.migrations import upgrade
 from tests.integration.reports.support import (
     FIRST,
     Q3,
     deliver,
+    downgrade,
     observation,
     reports_runtime,
     score,
@@ -186,10 +186,6 @@ async def test_an_add_waits_for_a_tool_change_and_then_counts_under_the_new_tool
         await rt.db.dispose()
 
 
-def _downgrade(connection, cfg, revision: str) -> None:  # noqa: ANN001
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
-
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 async def test_the_migration_rolls_existing_activity_up_per_tool(tmp_path, request, dialect):
@@ -224,8 +220,8 @@ async def test_the_migration_rolls_existing_activity_up_per_tool(tmp_path, reque
                      "1-B": (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)}}
         assert (await by_tool(runtime, "RESTORE2", programme="other"))["psc"] == {
             "WM": (5, 4, 0, 0, 0, 0, 0, 0, 0, 2, 0)}
+        await downgrade(runtime, "0014")
         async with runtime.db.engine.begin() as conn:
-            await conn.run_sync(_downgrade, config_for(runtime.migrations), "0014")
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
         assert "reports_activity_tool" not in tables and "reports_activity" in tables
     finally:

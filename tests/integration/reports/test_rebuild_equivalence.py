@@ -222,16 +222,22 @@ def postgres_urls(postgres):  # noqa: ANN001, ANN201 - the fixture, and a URL fa
     return lambda _tmp, _name: postgres.create_database(template=template)
 
 
-def test_incremental_equals_rebuild_postgres(postgres):
+def on_postgres(postgres, check_one, **strategies) -> None:  # noqa: ANN001
+    """``check_one(make_url, **drawn)`` over a few examples, each on fresh PostgreSQL
+    databases (fewer than on SQLite: each example creates two)."""
     urls = postgres_urls(postgres)
 
     @settings(max_examples=6, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-    @given(events=histories(), seed=st.integers(0, 2**16))
-    def run(events, seed):
-        asyncio.run(check(urls, events, seed))
+    @given(**strategies)
+    def run(**drawn):
+        asyncio.run(check_one(urls, **drawn))
 
     run()
+
+
+def test_incremental_equals_rebuild_postgres(postgres):
+    on_postgres(postgres, check, events=histories(), seed=st.integers(0, 2**16))
 
 
 def test_a_closure_on_a_quarter_end_and_a_late_correction_example(sqlite_template):
@@ -439,16 +445,8 @@ def test_activity_with_withdrawals_incremental_equals_rebuild_sqlite(sqlite_temp
 
 
 def test_activity_with_withdrawals_incremental_equals_rebuild_postgres(postgres):
-    urls = postgres_urls(postgres)
-
-    @settings(max_examples=6, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-    @given(sets=st.lists(observation_sets(), max_size=8), moves=MOVES,
-           seed=st.integers(0, 2**16))
-    def run(sets, moves, seed):
-        asyncio.run(check_activity(urls, sets, moves, seed))
-
-    run()
+    on_postgres(postgres, check_activity, sets=st.lists(observation_sets(), max_size=8),
+                moves=MOVES, seed=st.integers(0, 2**16))
 
 
 # --- activity per tool, with stage returns, moves and closures -------------------------------
@@ -541,12 +539,4 @@ def test_activity_per_tool_incremental_equals_rebuild_sqlite(sqlite_template, ev
 
 
 def test_activity_per_tool_incremental_equals_rebuild_postgres(postgres):
-    urls = postgres_urls(postgres)
-
-    @settings(max_examples=6, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-    @given(events=mixed(), seed=st.integers(0, 2**16))
-    def run(events, seed):
-        asyncio.run(check_tools(urls, events, seed))
-
-    run()
+    on_postgres(postgres, check_tools, events=mixed(), seed=st.integers(0, 2**16))

@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
 from sqlalchemy import select, text
 
 from services.reports.activity import ACT, RES
-from shared.migrations import config_for, upgrade
+from shared.migrations import upgrade
 from tests.integration.reports.support import (
     Q3,
     Q4,
     deliver,
+    downgrade,
     flag,
     observation,
     reports_runtime,
@@ -123,10 +123,6 @@ async def test_a_withdrawal_applied_first_goes_below_zero_and_ends_at_the_same_c
     assert await view(rt) == {}
 
 
-def _downgrade(connection, cfg, revision: str) -> None:  # noqa: ANN001
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
-
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 async def test_the_migration_gives_existing_residents_one_set_and_back(tmp_path, request,
@@ -145,8 +141,7 @@ async def test_the_migration_gives_existing_residents_one_set_and_back(tmp_path,
     assert (await stored(runtime))[1] == [("1-A", Q3, "p1_x", 1), ("1-A", Q3, "p1_y", 1)]
     await deliver(runtime, [withdrawal(observation("1-A", "p1_y", T1))])
     assert (await view(runtime))["1-A"][:2] == (1, 1)   # 1 set, p1_x only
-    async with runtime.db.engine.begin() as conn:
-        await conn.run_sync(_downgrade, config_for(runtime.migrations), "0009")
+    await downgrade(runtime, "0009")
     async with runtime.db.session() as s:
         left = (await s.execute(text("SELECT * FROM reports_activity_resident"))).all()
     assert [tuple(r) for r in left] == [("1-A", Q3, "p1_x")]
