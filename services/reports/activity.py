@@ -44,6 +44,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 
 from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, tuple_, update
@@ -114,23 +115,15 @@ def _score(event: ScoreComputed | ScoreWithdrawn) -> dict[str, int]:
     return counts
 
 
-async def add_many(session: AsyncSession, events: Sequence[Event], *,
-                   live: bool = True) -> None:
+async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
     """Add a batch of events to the counters: one upsert for the residents' standing sets,
     one for the site rows, one for their areas. Every (site, quarter) and (site, quarter,
     resident) an event counts in gets its row, even when the batch nets it to 0 (a row is
-    then there however the events were batched). ``live=False`` (a bulk replay): the site
-    rows only, under their events' codes; ``derive`` does the rest."""
-    rows, residents = _tally(events)
+    then there however the events were batched). A bulk replay adds with ``add_bulk``."""
+    rows, residents = tally(events)
     if not rows:
         return
     quarters = {qn for _, qn in rows}
-    if not live:
-        await _upsert(session, ACT, rows.values(), ("site_id", "qn"), COUNTERS)
-        await _upsert(session, RES, _resident_rows(residents), ("site_id", "qn", "resident"),
-                      ("sets",))
-        await _new_versions(session, quarters, quarters)
-        return
     await lock_transaction(session, AREAS, shared=True)
     register = await registered(session, {s for s, _ in rows})
     for (site_id, _), row in rows.items():
@@ -155,6 +148,37 @@ async def add_many(session: AsyncSession, events: Sequence[Event], *,
     await _new_versions(session, quarters, lists)
 
 
+@dataclass(frozen=True)
+class Bulk:
+    """A bulk replay's activity made ready to write (``bulk``): its site rows, under their
+    events' codes, and its residents' standing-set changes, each in key order (``_upsert``),
+    and the quarters they touch."""
+
+    sites: list[dict]
+    residents: list[dict]
+    quarters: set[int]
+
+
+def bulk(tallied: Tally) -> Bulk:
+    """The rows of a ``tally`` (pure: a replay makes them while the chunk before is written)."""
+    rows, residents = tallied
+    return Bulk(sorted(rows.values(), key=itemgetter("site_id", "qn")),
+                sorted(_resident_rows(residents), key=itemgetter("site_id", "qn", "resident")),
+                {qn for _, qn in rows})
+
+
+async def add_bulk(session: AsyncSession, made: Bulk) -> None:
+    """A bulk replay's add (rows as ``add_many`` writes them): the site rows and residents'
+    standing sets only, the rows under their events' codes; ``derive`` makes the codes,
+    residents and roll-ups at its end."""
+    if not made.sites:
+        return
+    await insert_rows(session, ACT, made.sites, add=(["site_id", "qn"], COUNTERS))
+    await insert_rows(session, RES, made.residents,
+                      add=(["site_id", "qn", "resident"], ["sets"]))
+    await _new_versions(session, made.quarters, made.quarters)
+
+
 async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[int]) -> None:
     """A fresh version for each quarter whose rows this transaction adds to, and a fresh
     data-quality version for those of ``lists``, where a site's observations started or
@@ -169,11 +193,14 @@ async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[in
                                  unless_null=("quality",)))
 
 
-def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],
-                                             Counter[tuple[str, int, str]]]:
-    """The batch's counts per (site, quarter) and standing-set changes per resident there."""
-    rows: dict[tuple[str, int], dict] = {}
-    residents: Counter[tuple[str, int, str]] = Counter()
+# (site, quarter) -> its row's counts; (site, quarter, resident) -> standing-set changes
+Tally = tuple[dict[tuple[str, int], dict], Counter[tuple[str, int, str]]]
+
+
+def tally(events: Iterable[Event], into: Tally | None = None) -> Tally:
+    """The events' counts per (site, quarter) and standing-set changes per resident there
+    (added to ``into``'s, and returned, when given: one tally of several parts)."""
+    rows, residents = ({}, Counter()) if into is None else into
     for event in events:
         assert isinstance(event, EVENTS)
         counts = counts_of(event)
@@ -189,7 +216,7 @@ def _tally(events: Sequence[Event]) -> tuple[dict[tuple[str, int], dict],
             row[column] += n
         if isinstance(event, SETS):
             residents[(event.site_id, qn, event.resident)] += counts["observation_sets"]
-    return rows, residents
+    return (rows, residents) if into is None else into
 
 
 async def _upsert(session: AsyncSession, table, rows: Iterable[dict],  # noqa: ANN001

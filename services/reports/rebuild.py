@@ -111,17 +111,27 @@ class Chunk:
     given: int                     # envelopes in the chunk, duplicates and known ids included
     new: list[Envelope]            # each event not applied before, once, in chunk order
     sites: list[Event]             # register events (SiteFacts)
+    inbox: list[tuple]             # INBOX_COLUMNS, a row per new event
     records: list[tuple]           # RECORD_COLUMNS
-    activity: list[Event]
+    tallied: activity.Tally        # the activity events' tally
+    made: activity.Bulk | None = None   # its rows (``ready``)
 
     def __iadd__(self, later: Chunk) -> Chunk:
-        """This chunk followed by a later part of it (prepared on its own)."""
+        """This chunk followed by a later part of it (prepared on its own, tallied into
+        this chunk's tally)."""
+        assert later.tallied is self.tallied and self.made is None
         self.given += later.given
         self.new += later.new
+        self.inbox += later.inbox
         self.sites += later.sites
         self.records += later.records
-        self.activity += later.activity
         return self
+
+    def ready(self) -> activity.Bulk:
+        """The activity rows to write, made once."""
+        if self.made is None:
+            self.made = activity.bulk(self.tallied)
+        return self.made
 
 
 class Replay:
@@ -244,7 +254,9 @@ class Replay:
         chunk = self._prepare(envelopes[:PART], self.applied)
         for i in range(PART, len(envelopes), PART):
             await asyncio.sleep(0)
-            chunk += self._prepare(envelopes[i:i + PART], self.applied)
+            chunk += self._prepare(envelopes[i:i + PART], self.applied, chunk.tallied)
+        await asyncio.sleep(0)
+        chunk.ready()
         return chunk
 
     async def _commit(self, db: Database, chunk: Chunk,
@@ -271,9 +283,13 @@ class Replay:
         the table holds as many rows (``derive_all`` checks): the replay wrote each id once."""
         return None if self.failed else self.records
 
-    def _prepare(self, envelopes: list[Envelope], known: set[int]) -> Chunk:
+    def _prepare(self, envelopes: list[Envelope], known: set[int],
+                 into: activity.Tally | None = None) -> Chunk:
         """Dedupe (ids in ``known`` are skipped; on fresh tables this chunk's are added to it),
-        validate and build rows, in one pass. Reads nothing from the database. An event
+        validate and build rows, in one pass, and tally the activity (into ``into``, when
+        given). Reads nothing from the database, so it can run while the chunk before is
+        written (``_pipelined``: building the rows there, the tally above all, left this
+        process idle while the database worked). An event
         ``parse`` refuses is counted in ``unreadable`` and skipped, id not remembered, as
         the live consumer dead-letters it without an inbox row."""
         validate = STAGE_VALIDATOR   # parse's own validation, minus two calls per event
@@ -282,6 +298,8 @@ class Replay:
         sites: list[Event] = []
         records: list[tuple] = []
         other: list[Event] = []
+        inbox: list[tuple] = []
+        now = utcnow()   # the inbox's processed_at: when prepared, a moment before written
         for envelope in envelopes:
             key = envelope.id.int
             if key in known or key in seen:
@@ -298,6 +316,7 @@ class Replay:
                 continue   # another service's event on these topics: not reports' to apply
             seen.add(key)
             new.append(envelope)
+            inbox.append((CONSUMER, envelope.id, now))
             if kind == STAGE:
                 records.append((event.site_id, event.programme, event.applies_from,
                                 event.reported_at, event.to_tool, event.to_stage,
@@ -308,17 +327,16 @@ class Replay:
                 other.append(event)
         if known is self.applied:
             known |= seen
-        return Chunk(len(envelopes), new, sites, records, other)
+        return Chunk(len(envelopes), new, sites, inbox, records, activity.tally(other, into))
 
     async def _write(self, session: AsyncSession, chunk: Chunk,
                      progress: Callable[[int], None] | None) -> int:
-        now = utcnow()
-        await copy_rows(session, INBOX, INBOX_COLUMNS, [(CONSUMER, e.id, now) for e in chunk.new])
+        await copy_rows(session, INBOX, INBOX_COLUMNS, chunk.inbox)
         await consumers.apply_sites(session, chunk.sites)
         await copy_rows(session, RECORD, RECORD_COLUMNS, chunk.records)
         if self.records is not None:
             self.records.extend(chunk.records)
-        await activity.add_many(session, chunk.activity, live=False)
+        await activity.add_bulk(session, chunk.ready())
         if chunk.new:
             dialect = session.get_bind().dialect.name
             stamp = {"views_stamp": facts.new_stamp()} if chunk.sites else {}

@@ -91,6 +91,7 @@ def test_ordinals_are_consecutive_and_round_trip():
     (datetime(2022, 3, 31, 22, 59, tzinfo=UTC), 8087),              # 23:59 BST, 31 March
     (datetime(2022, 6, 30, 23, 0, tzinfo=UTC), 8089),               # 00:00 BST, 1 July: Q2
     (datetime(2022, 6, 30, 22, 59, 59, tzinfo=UTC), 8088),          # 23:59:59 BST, 30 June
+    (datetime(2022, 6, 30, 22, 59, 59, 999999, tzinfo=UTC), 8088),  # its last microsecond
     (datetime(2022, 12, 31, 23, 59, tzinfo=UTC), 8090),             # GMT: still Q3
     (datetime(2023, 1, 1, 0, 0, tzinfo=UTC), 8091),                 # 2022/23 Q4
     (datetime(2023, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), 8090),  # 23:30 GMT
