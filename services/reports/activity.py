@@ -84,6 +84,8 @@ EVENTS = (ObservationRecorded, ObservationSetWithdrawn, ScoreComputed, Deteriora
           ScoreWithdrawn)
 TYPES = {cls.TYPE: cls.TOPIC for cls in EVENTS}
 SETS = (ObservationRecorded, ObservationSetWithdrawn)   # what moves a resident's standing sets
+# (site, quarter) -> its row's counts; (site, quarter, resident) -> standing-set changes
+Tally = tuple[dict[tuple[str, int], dict], Counter[tuple[str, int, str]]]
 
 
 def counts_of(event: Event) -> dict[str, int]:
@@ -191,10 +193,6 @@ async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[in
              "quality": uuid.uuid4().hex if qn in lists else None} for qn in sorted(quarters)]
     await session.execute(upsert(QUARTER, session.get_bind().dialect.name, ["qn"], rows,
                                  unless_null=("quality",)))
-
-
-# (site, quarter) -> its row's counts; (site, quarter, resident) -> standing-set changes
-Tally = tuple[dict[tuple[str, int], dict], Counter[tuple[str, int, str]]]
 
 
 def tally(events: Iterable[Event], into: Tally | None = None) -> Tally:
@@ -348,9 +346,8 @@ async def derive(session: AsyncSession) -> None:
     """Make the codes, ``residents`` and the area rows again from the site rows, the
     residents' standing sets, the register copy and the stage facts (derive these first):
     what the live upkeep keeps them equal to (after a bulk replay, which skips it, and in
-    ``mandet rebuild-reports``). Takes the
-    lock exclusively; the caller's transaction should take it first (``lock_areas``)
-    if it locks anything else before this."""
+    ``mandet rebuild-reports``). Takes the lock exclusively; the caller's transaction
+    should take it first (``lock_areas``) if it locks anything else before this."""
     await lock_areas(session)
     await session.execute(_to_register(literal(True)))
     standing = (select(RES.c.site_id, RES.c.qn, func.count().label("n")).where(RES.c.sets > 0)
