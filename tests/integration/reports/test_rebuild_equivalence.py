@@ -170,17 +170,24 @@ def oracle(events: list[Envelope]) -> list[tuple]:
     return sorted(out)
 
 
-async def check(make_url, events: list[Envelope], seed: int) -> None:
-    rnd = random.Random(seed)
-    delivered, batch = deliveries(events, rnd), rnd.choice([1, 1, 3, 7])   # consumer batches
+async def both(make_url, events: list[Envelope], delivered: list[Envelope], batch: int,
+               snap) -> tuple[dict, dict]:  # noqa: ANN001
+    """``snap`` of the database kept incrementally from ``delivered``, ``batch`` messages a
+    transaction, and of one rebuilt from ``events``."""
     with tempfile.TemporaryDirectory() as tmp:
         a = await incremental(make_url(tmp, "a"), Path(tmp), delivered, batch)
         b = await rebuilt(make_url(tmp, "b"), Path(tmp), events)
         try:
-            got, want = await snapshot(a), await snapshot(b)
+            return await snap(a), await snap(b)
         finally:
             await a.stop()
             await b.stop()
+
+
+async def check(make_url, events: list[Envelope], seed: int) -> None:
+    rnd = random.Random(seed)
+    delivered, batch = deliveries(events, rnd), rnd.choice([1, 1, 3, 7])   # consumer batches
+    got, want = await both(make_url, events, delivered, batch, snapshot)
     assert got["facts"] == oracle(events)
     assert got["counts"] == got["grouped"] and want["counts"] == want["grouped"]
     assert got == want
@@ -508,14 +515,7 @@ async def tool_snapshot(rt) -> dict:
 async def check_tools(make_url, events: list[Envelope], seed: int) -> None:
     rnd = random.Random(seed)
     delivered, batch = partitioned_deliveries(events, rnd), rnd.choice([1, 1, 3, 7])
-    with tempfile.TemporaryDirectory() as tmp:
-        a = await incremental(make_url(tmp, "a"), Path(tmp), delivered, batch)
-        b = await rebuilt(make_url(tmp, "b"), Path(tmp), events)
-        try:
-            got, want = await tool_snapshot(a), await tool_snapshot(b)
-        finally:
-            await a.stop()
-            await b.stop()
+    got, want = await both(make_url, events, delivered, batch, tool_snapshot)
     assert got["tools"] == summed_by_tool(got)
     assert got == want
 
