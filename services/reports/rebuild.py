@@ -109,7 +109,7 @@ class Chunk:
     """A chunk of events made ready to write: what is new, and its rows."""
 
     given: int                     # envelopes in the chunk, duplicates and known ids included
-    new: list[Envelope]            # each event not applied before, once, in chunk order
+    last: Envelope | None          # the last event not applied before (freshness)
     sites: list[Event]             # register events (SiteFacts)
     inbox: list[tuple]             # INBOX_COLUMNS, a row per new event
     records: list[tuple]           # RECORD_COLUMNS
@@ -121,7 +121,7 @@ class Chunk:
         this chunk's tally)."""
         assert later.tallied is self.tallied and self.made is None
         self.given += later.given
-        self.new += later.new
+        self.last = later.last or self.last
         self.inbox += later.inbox
         self.sites += later.sites
         self.records += later.records
@@ -294,11 +294,11 @@ class Replay:
         the live consumer dead-letters it without an inbox row."""
         validate = STAGE_VALIDATOR   # parse's own validation, minus two calls per event
         seen: set[int] = set()
-        new: list[Envelope] = []
         sites: list[Event] = []
         records: list[tuple] = []
         other: list[Event] = []
-        inbox: list[tuple] = []
+        inbox: list[tuple] = []   # a row per event not applied before, once, in chunk order
+        last: Envelope | None = None
         now = utcnow()   # the inbox's processed_at: when prepared, a moment before written
         for envelope in envelopes:
             key = envelope.id.int
@@ -315,7 +315,7 @@ class Replay:
             if kind not in KNOWN:
                 continue   # another service's event on these topics: not reports' to apply
             seen.add(key)
-            new.append(envelope)
+            last = envelope
             inbox.append((CONSUMER, envelope.id, now))
             if kind == STAGE:
                 records.append((event.site_id, event.programme, event.applies_from,
@@ -327,7 +327,7 @@ class Replay:
                 other.append(event)
         if known is self.applied:
             known |= seen
-        return Chunk(len(envelopes), new, sites, inbox, records, activity.tally(other, into))
+        return Chunk(len(envelopes), last, sites, inbox, records, activity.tally(other, into))
 
     async def _write(self, session: AsyncSession, chunk: Chunk,
                      progress: Callable[[int], None] | None) -> int:
@@ -337,14 +337,14 @@ class Replay:
         if self.records is not None:
             self.records.extend(chunk.records)
         await activity.add_bulk(session, chunk.ready())
-        if chunk.new:
+        if chunk.last is not None:
             dialect = session.get_bind().dialect.name
             stamp = {"views_stamp": facts.new_stamp()} if chunk.sites else {}
-            await session.execute(facts.set_freshness(dialect, **facts.last_event(chunk.new[-1]),
+            await session.execute(facts.set_freshness(dialect, **facts.last_event(chunk.last),
                                                       **stamp))
         if progress:
             progress(chunk.given)
-        return len(chunk.new)
+        return len(chunk.inbox)
 
 
 STAGE, VERSION = StageChanged.TYPE, StageChanged.VERSION

@@ -193,6 +193,11 @@ async def check(make_url, events: list[Envelope], seed: int) -> None:
     assert got == want
 
 
+# Examples per property: fewer on PostgreSQL (``on_postgres``), where each creates databases.
+SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+ON_SQLITE = settings(max_examples=25, deadline=None, suppress_health_check=SLOW)
+
+
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory) -> Path:
     """One migrated SQLite file; each example copies it (migrating each time is slow)."""
@@ -214,8 +219,7 @@ def sqlite_urls(template: Path):
     return make
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@ON_SQLITE
 @given(events=histories(), seed=st.integers(0, 2**16))
 def test_incremental_equals_rebuild_sqlite(sqlite_template, events, seed):
     asyncio.run(check(sqlite_urls(sqlite_template), events, seed))
@@ -234,8 +238,7 @@ def on_postgres(postgres, check_one, **strategies) -> None:  # noqa: ANN001
     databases (fewer than on SQLite: each example creates two)."""
     urls = postgres_urls(postgres)
 
-    @settings(max_examples=6, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(max_examples=6, deadline=None, suppress_health_check=SLOW)
     @given(**strategies)
     def run(**drawn):
         asyncio.run(check_one(urls, **drawn))
@@ -443,8 +446,7 @@ async def check_activity(make_url, sets: list[dict], moves: dict[str, str], seed
     assert got == want
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@ON_SQLITE
 @given(sets=st.lists(observation_sets(), max_size=8), moves=MOVES, seed=st.integers(0, 2**16))
 def test_activity_with_withdrawals_incremental_equals_rebuild_sqlite(sqlite_template, sets,
                                                                      moves, seed):
@@ -531,8 +533,7 @@ def mixed(draw) -> list[Envelope]:
     return events
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@ON_SQLITE
 @given(events=mixed(), seed=st.integers(0, 2**16))
 def test_activity_per_tool_incremental_equals_rebuild_sqlite(sqlite_template, events, seed):
     asyncio.run(check_tools(sqlite_urls(sqlite_template), events, seed))
