@@ -12,14 +12,17 @@ Data quality joins the stage facts with the activity counters: sites at stage >=
 observations, sites with observations below stage 4, and PSCs whose latest return is older
 than the quarter. The lists name sites, not how many sets each has (``/activity`` at site
 level counts them): so they change only when a site's observations in the quarter start or
-end, and the API keeps them cached while readings land at sites already observed.
+end, and the API keeps them cached while readings land at sites already observed. A list is
+read as its count and one page in site order (nationally one names thousands of sites); the
+stale PSCs derive from the returns and the register only, not from activity.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, select, true
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.activity import ACT, AREA, ROLLED, TOOL
@@ -101,50 +104,85 @@ def _activity_row(row: Sequence, label: str, level: str, named: dict) -> dict:
 COLUMN = {"region": "region", "psc": "psc_code", "icb": "icb_code"}   # level -> site column
 
 
+CHECKS = ("stage5_without_observations", "observations_below_stage4", "stale_pscs")
+
+
+class Page(NamedTuple):
+    """Which items of each list: ``limit`` of them (None: every one) after the first
+    ``offset``, in the list's order (site id, or PSC code)."""
+
+    limit: int | None = None
+    offset: int = 0
+
+
+EVERY = Page()
+
+
 async def quality(session: AsyncSession, *, programme: str, qn: int,
                   keep_psc: Collection[str] | None,
-                  area: tuple[str, str] | None = None, tool: str = ALL_TOOLS) -> dict:
-    """The three data-quality lists for one quarter and programme; ``area`` (level, code)
-    keeps the sites and PSCs of one region, PSC or ICB (by the register's codes, as the
-    other views count them); ``tool`` keeps the sites whose stage in force names it (a site
-    never reported names none), not the PSCs (a return covers every tool)."""
+                  area: tuple[str, str] | None = None, tool: str = ALL_TOOLS,
+                  checks: Collection[str] = CHECKS, page: Page = EVERY
+                  ) -> dict[str, tuple[int, list[dict]]]:
+    """The data-quality lists for one quarter and programme, each check in ``checks`` as
+    (how many items it lists, the ``page`` of them: by default every one); ``area`` (level,
+    code) keeps the sites and PSCs of one region, PSC or ICB (by the register's codes, as
+    the other views count them); ``tool`` keeps the sites whose stage in force names it (a
+    site never reported names none), not the PSCs (a return covers every tool);
+    ``keep_psc`` keeps the sites and PSCs of those PSCs (a PSC token's scope)."""
     observed = func.coalesce(ACT.c.observation_sets, 0)
     high = (select(FACT.c.site_id, FACT.c.stage, FACT.c.icb_code, FACT.c.psc_code)
             .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
                                                   ACT.c.qn == FACT.c.qn)))
             .where(FACT.c.programme == programme, FACT.c.qn == qn, FACT.c.stage >= 5,
-                   observed <= 0).order_by(FACT.c.site_id))
+                   observed <= 0))
     stage = func.coalesce(FACT.c.stage, 0)
-    low = (select(ACT.c.site_id, stage, ACT.c.icb_code, ACT.c.psc_code)
+    low = (select(ACT.c.site_id, stage.label("stage"), ACT.c.icb_code, ACT.c.psc_code)
            .select_from(ACT.outerjoin(FACT, and_(FACT.c.site_id == ACT.c.site_id,
                                                   FACT.c.qn == ACT.c.qn,
                                                   FACT.c.programme == programme)))
-           .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4)
-           .order_by(ACT.c.site_id))
+           .where(ACT.c.qn == qn, ACT.c.observation_sets > 0, stage < 4))
     if tool != ALL_TOOLS:
         high, low = high.where(FACT.c.tool == tool), low.where(FACT.c.tool == tool)
-    candidates = None
+    if keep_psc is not None:
+        high = high.where(FACT.c.psc_code.in_(keep_psc))
+        low = low.where(ACT.c.psc_code.in_(keep_psc))
     if area is not None:
         column, code = COLUMN[area[0]], area[1]
         high = high.where(FACT.c[column] == code)
         low = low.where(ACT.c[column] == code if column in ACT.c else ACT.c.site_id.in_(
             select(SITE.c.site_id).where(SITE.c[column] == code)))
-        candidates = {code} if area[0] == "psc" else set((await session.execute(
-            select(SITE.c.psc_code).distinct().where(SITE.c[column] == code))).scalars())
+    found = {}
+    for check, stmt in (("stage5_without_observations", high),
+                        ("observations_below_stage4", low)):
+        if check in checks:
+            found[check] = await _sites(session, stmt, page)
+    if "stale_pscs" in checks:
+        candidates = None
+        if area is not None:
+            candidates = {code} if area[0] == "psc" else set((await session.execute(
+                select(SITE.c.psc_code).distinct().where(SITE.c[column] == code))).scalars())
+        stale = [row for row in await _stale_pscs(session, programme, qn, candidates)
+                 if keep_psc is None or row["psc_code"] in keep_psc]
+        end = None if page.limit is None else page.offset + page.limit
+        found["stale_pscs"] = (len(stale), stale[page.offset:end])
+    return found
 
-    def kept(psc: str) -> bool:
-        return keep_psc is None or psc in keep_psc
 
-    stale = await _stale_pscs(session, programme, qn, candidates)
-    return {
-        "stage5_without_observations": [
-            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
-            for s, st, i, p in (await session.execute(high)).all() if kept(p)],
-        "observations_below_stage4": [
-            {"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
-            for s, st, i, p in (await session.execute(low)).all() if kept(p)],
-        "stale_pscs": [row for row in stale if kept(row["psc_code"])],
-    }
+async def _sites(session: AsyncSession, stmt: Select, page: Page) -> tuple[int, list[dict]]:
+    """(how many sites ``stmt`` selects, the page of them in site-id order as items), in one
+    statement: the list once (a common table, read twice, so PostgreSQL materialises it),
+    its count, and the page sorted from it. Not ``stmt ORDER BY site_id LIMIT``: for that
+    PostgreSQL walks the facts' primary key in site order, expecting matches soon, and a list
+    that is short or empty then costs a scan of every quarter's facts (36 ms nationally)."""
+    listed = stmt.cte("listed")
+    counted = select(func.count().label("n")).select_from(listed).subquery("counted")
+    shown = (select(listed).order_by(listed.c.site_id).limit(page.limit)
+             .offset(page.offset or None).subquery("shown"))
+    rows = (await session.execute(
+        select(counted.c.n, shown).select_from(counted.outerjoin(shown, true()))
+        .order_by(shown.c.site_id))).all()
+    return rows[0][0], [{"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
+                        for _, s, st, i, p in rows if s is not None]
 
 
 async def _stale_pscs(session: AsyncSession, programme: str, qn: int,

@@ -27,6 +27,10 @@ READERS = (Role.DASHBOARD, Role.PSC)
 QUARTER = r"^[0-9]{4}/[0-9]{2} Q[1-4]$"
 CODE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
 MAX_QUARTERS = 40
+# Data quality's lists are paged in JSON: nationally one names thousands of sites, most of a
+# megabyte that a dashboard reading it at a quarter's start (when every new reading changes
+# it) could not be sent fast enough; a page, and each list's count, is what a screen shows.
+PAGE, MAX_PAGE = 100, 1000
 
 
 class Window(BaseModel):
@@ -79,6 +83,15 @@ class QualityQuery(Window, OneTool):
     code: str | None = Field(default=None, pattern=CODE,
                              description="the area below national level (required there)")
     programme: str | None = Field(default=None, pattern=CODE)
+    check: Literal["stage5_without_observations", "observations_below_stage4",
+                   "stale_pscs"] | None = Field(
+        default=None, description="one check's list (default: every check's)")
+    limit: int | None = Field(default=None, ge=1, le=MAX_PAGE,
+                              description=f"JSON: items per list (default {PAGE}); CSV lists "
+                                          "every item")
+    offset: int | None = Field(default=None, ge=0,
+                               description="JSON: items skipped from each list's start, in "
+                                           "its order (site id, or PSC code; default 0)")
 
 
 def _quarter(label: str, field: str) -> int:
@@ -392,33 +405,58 @@ def router(runtime: Runtime) -> APIRouter:
     async def quality(q: Annotated[QualityQuery, Query()],
                       principal: Annotated[Principal, Depends(require(*READERS))]) -> Any:
         """Data-quality lists for each quarter asked for: the nation's, or one region's,
-        PSC's or ICB's (``level`` and ``code``). JSON: a row per quarter, programme and
-        check, with its ``count`` and its ``items`` (sites, or PSCs for ``stale_pscs``),
-        every check even when none is listed; CSV: a line per item."""
+        PSC's or ICB's (``level`` and ``code``), every check's or one's (``check``). JSON: a
+        row per quarter, programme and check, even when it lists nothing, with its ``count``
+        (the whole list's), a page of its ``items`` (sites in site-id order, or PSCs for
+        ``stale_pscs``: ``limit`` of them after ``offset``) and the ``next_offset`` to ask
+        for (null after the last); CSV: a line per item, every item."""
         if q.level != "national" and q.code is None:
             raise Problem(422, "Request is not valid", "code is required below national level",
                           errors=[{"field": "code", "reason": "required for this level"}])
+        if q.format == "csv" and (q.limit is not None or q.offset is not None):
+            field = "limit" if q.limit is not None else "offset"
+            raise Problem(422, "Request is not valid", "a CSV download lists every item",
+                          errors=[{"field": field, "value": getattr(q, field),
+                                   "reason": "pages are for JSON; CSV lists every item"}])
         area = None if q.level == "national" else (q.level, q.code)
+        checks = activity_queries.CHECKS if q.check is None else (q.check,)
+        page = (activity_queries.Page() if q.format == "csv"
+                else activity_queries.Page(q.limit or PAGE, q.offset or 0))
         fresh = await freshness_of(runtime.db, floor, quarters=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
             first, last = window(q, floor, fresh.horizon)
             await scope.allowed_codes(session, principal, q.level, q.code)   # 403 outside
             keep = scope.psc_filter(principal)
 
+            scoped = None if keep is None else frozenset(keep)
+            sited = [check for check in checks if check != "stale_pscs"]
+
+            async def stale(programme: str, qn: int) -> tuple[int, list[dict]]:
+                found = await activity_queries.quality(
+                    session, programme=programme, qn=qn, keep_psc=keep, area=area,
+                    checks=("stale_pscs",), page=page)
+                return found["stale_pscs"]
+
             async def compute(qn: int) -> list:
                 rows, label = [], from_ordinal(qn).label
                 for programme in await programmes_of(session, q.programme):
                     found = await activity_queries.quality(
                         session, programme=programme, qn=qn, keep_psc=keep, area=area,
-                        tool=q.tool)
+                        tool=q.tool, checks=sited, page=page)
+                    if "stale_pscs" in checks:   # of the returns and the register only: kept
+                        # under the views stamp, which readings leave alone
+                        found["stale_pscs"] = await cache.rows(
+                            (fresh.version(), "stale", area, programme, scoped, page, qn),
+                            lambda programme=programme: stale(programme, qn))
                     # Grouped, not a row per site: a national list names thousands of sites,
                     # and repeating quarter, programme and check in each doubled the answer.
                     rows += [{"quarter": label, "programme": programme, "check": check,
-                              "count": len(items), "items": items}
-                             for check, items in found.items()]
+                              "count": count, "items": items,
+                              "next_offset": _next(page, len(items), count)}
+                             for check, (count, items) in found.items()]
                 return rows
-            parts = await quarterly(fresh, ("quality", area, q.programme, q.tool,
-                                            None if keep is None else frozenset(keep)),
+            parts = await quarterly(fresh, ("quality", area, q.programme, q.tool, scoped,
+                                            checks, page),
                                     first, last, compute, quality=True)
         if q.format == "csv":
             return render.csv_response(
@@ -428,6 +466,12 @@ def router(runtime: Runtime) -> APIRouter:
         return reply(fresh.meta, parts)
 
     return api
+
+
+def _next(page: activity_queries.Page, shown: int, count: int) -> int | None:
+    """The offset of a list's next page, or None if this page reaches its end."""
+    after = page.offset + shown
+    return after if after < count else None
 
 
 def rows_of(parts: list[tuple[tuple, Callable[[], list]]]) -> list:

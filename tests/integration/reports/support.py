@@ -17,7 +17,8 @@ from shared.settings import load_settings
 CLOCK = datetime(2023, 8, 15, 12, 0, tzinfo=UTC)   # 2023/24 Q2
 FIRST = "2022/23 Q1"
 Q3, Q4 = ordinal(Quarter.parse("2022/23 Q3")), ordinal(Quarter.parse("2022/23 Q4"))
-AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West")}
+AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West"),
+         "QOX": ("WX", "South West")}   # QOX: a PSC of its own, named by no shared event
 TOPIC_OF = {name: cls.TOPIC for name, cls in EVENT_TYPES.items()}
 
 

@@ -48,8 +48,8 @@ async def test_activity_rolls_up_by_the_registers_area_codes(rt):
     async with rt.db.session() as s:
         quality = await activity_queries.quality(s, programme="care-homes", qn=Q3,
                                                  keep_psc=None)
-    assert quality["observations_below_stage4"] == [
-        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW"}]
+    assert quality["observations_below_stage4"] == (1, [
+        {"site_id": "1-A", "stage": 0, "icb_code": "QJK", "psc_code": "SW"}])
 
 
 async def test_a_site_that_moves_takes_its_counts_to_its_new_icb_and_psc(rt):
@@ -210,7 +210,7 @@ async def test_stale_pscs_use_each_psc_newest_return_whatever_the_arrival_order(
             found = await activity_queries.quality(
                 s, programme="care-homes", qn=ordinal(Quarter.parse(quarter)), keep_psc=None,
                 area=area)
-        return [(r["psc_code"], str(r["latest_return"])) for r in found["stale_pscs"]]
+        return [(r["psc_code"], str(r["latest_return"])) for r in found["stale_pscs"][1]]
 
     assert await stale("2022/23 Q4") == [("WM", "2022-09-01")]   # SW's newest is in Q4
     assert await stale("2023/24 Q1") == [("SW", "2023-01-10"), ("WM", "2022-09-01")]

@@ -170,7 +170,8 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
     """Activity is cached per quarter under that quarter's version, data quality under its
     data-quality version: a reading taken in Q3 recomputes Q3's activity alone, and its
     data quality only if it starts a site's observations there (as does a withdrawal that
-    ends them); a move (a new views stamp) recomputes every quarter."""
+    ends them), never its stale PSCs (of returns and the register: under the views stamp);
+    a move (a new views stamp) recomputes every quarter."""
     from services.reports import activity_queries
 
     computed: list[tuple[str, int]] = []
@@ -179,7 +180,8 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
         real = getattr(activity_queries, name)
 
         async def call(session, **kw):
-            computed.append((name, kw.get("qn", kw.get("first"))))
+            stale = kw.get("checks") == ("stale_pscs",)
+            computed.append(("stale" if stale else name, kw.get("qn", kw.get("first"))))
             return await real(session, **kw)
         monkeypatch.setattr(activity_queries, name, call)
 
@@ -200,7 +202,7 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
     assert before == ({("2022/23 Q3", "QJK"): 2, ("2022/23 Q3", "QHL"): 1},
                       {("2022/23 Q3", "1-D")})
     assert sorted(computed) == [("activity", q2), ("activity", q3), ("quality", q2),
-                                ("quality", q3)]
+                                ("quality", q3), ("stale", q2), ("stale", q3)]
     computed.clear()
     assert await read() == before and computed == []   # all from the cache
     await publish_and_wait(api, [observation("1-C", "p1_z", T, icb="QUY")])   # T: in Q3
@@ -230,7 +232,7 @@ async def test_readings_in_one_quarter_recompute_only_that_quarter(api, monkeypa
     assert (await read())[0] == {("2022/23 Q2", "QHL"): 1, ("2022/23 Q3", "QJK"): 2,
                                  ("2022/23 Q3", "QHL"): 2}
     assert sorted(computed) == [("activity", q2), ("activity", q3), ("quality", q2),
-                                ("quality", q3)]
+                                ("quality", q3), ("stale", q2), ("stale", q3)]
 
 
 async def test_range_levels_and_csv(api):
@@ -356,11 +358,13 @@ async def test_activity_and_quality(api):
     one = {"quarter": "2022/23 Q3", "programme": "care-homes"}
     assert q.json()["rows"] == [   # every check, listed or not, with its count
         {**one, "check": "stage5_without_observations", "count": 1,
-         "items": [{"site_id": "1-A", "stage": 5, "icb_code": "QJK", "psc_code": "SW"}]},
+         "items": [{"site_id": "1-A", "stage": 5, "icb_code": "QJK", "psc_code": "SW"}],
+         "next_offset": None},
         {**one, "check": "observations_below_stage4", "count": 1,
-         "items": [{"site_id": "1-D", "stage": 2, "icb_code": "QHL", "psc_code": "WM"}]},
-        {**one, "check": "stale_pscs", "count": 0, "items": []},   # returns of July 2023
-    ]
+         "items": [{"site_id": "1-D", "stage": 2, "icb_code": "QHL", "psc_code": "WM"}],
+         "next_offset": None},
+        {**one, "check": "stale_pscs", "count": 0, "items": [], "next_offset": None},
+    ]   # no stale PSC: the returns are of July 2023
     csv = await api.get("/quality", params={"quarter": "2022/23 Q3", "format": "csv"},
                         headers=dash)
     assert csv.text.splitlines() == [   # a line per item
@@ -399,6 +403,75 @@ async def test_quality_by_area(api):
     for area in ({"level": "psc", "code": "WM"}, {"level": "region", "code": "Midlands"}):
         r = await api.get("/quality", params={"quarter": "2022/23 Q3", **area}, headers=sw)
         assert r.status_code == 403, area
+
+
+async def test_quality_lists_are_paged_in_json_and_whole_in_csv(api):
+    """JSON: a page of each list in site-id order, the whole list's count beside it and the
+    offset of the next page; ``check`` keeps one list; a PSC token's lists and counts are of
+    its own sites. CSV: every item, and a page asked of it is refused."""
+    await publish_and_wait(api, [site("1-E"), site("1-F"), site("1-G", "QHL"),
+                                 stage("1-E", 6, date(2022, 10, 1)),
+                                 stage("1-F", 5, date(2022, 9, 1)),
+                                 stage("1-G", 7, date(2022, 10, 1), icb="QHL")])
+    dash, q3 = auth(api, Role.DASHBOARD), {"quarter": "2022/23 Q3"}
+
+    async def page(headers=dash, **params) -> tuple[int, list[str], int | None]:
+        r = await api.get("/quality", headers=headers,
+                          params={**q3, "check": "stage5_without_observations", **params})
+        assert r.status_code == 200, r.text
+        [row] = r.json()["rows"]
+        return row["count"], [i["site_id"] for i in row["items"]], row["next_offset"]
+
+    assert await page(limit=3) == (4, ["1-A", "1-E", "1-F"], 3)
+    assert await page(limit=3, offset=3) == (4, ["1-G"], None)
+    assert await page(limit=2, offset=2) == (4, ["1-F", "1-G"], None)
+    assert await page(limit=2, offset=4) == (4, [], None)
+    assert await page(limit=2, offset=9) == (4, [], None)
+    assert await page() == (4, ["1-A", "1-E", "1-F", "1-G"], None)   # 100 by default
+    sw = auth(api, Role.PSC, pscs=["SW"])   # 1-G is in QHL, West Midlands'
+    assert await page(sw, limit=2) == (3, ["1-A", "1-E"], 2)
+    assert await page(sw, level="psc", code="SW", limit=2, offset=2) == (3, ["1-F"], None)
+
+    every = await api.get("/quality", params={**q3, "limit": 1}, headers=dash)
+    assert [(x["check"], x["count"], len(x["items"]), x["next_offset"])
+            for x in every.json()["rows"]] == [
+        ("stage5_without_observations", 4, 1, 1), ("observations_below_stage4", 1, 1, None),
+        ("stale_pscs", 0, 0, None)]
+    csv = await api.get("/quality", params={**q3, "format": "csv"}, headers=dash)
+    assert [line.split(",")[2:4] for line in csv.text.splitlines()[1:]] == [
+        ["stage5_without_observations", s] for s in ("1-A", "1-E", "1-F", "1-G")] + [
+        ["observations_below_stage4", "1-D"]]
+    for bad, field in (({"format": "csv", "limit": 2}, "limit"),
+                       ({"format": "csv", "offset": 0}, "offset"),
+                       ({"limit": 0}, "query.limit"), ({"limit": 1001}, "query.limit"),
+                       ({"offset": -1}, "query.offset"), ({"check": "stale"}, "query.check")):
+        r = await api.get("/quality", params={**q3, **bad}, headers=dash)
+        assert r.status_code == 422, bad
+        assert r.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in r.json()["errors"]] == [field], r.json()
+
+
+async def test_stale_pscs_follow_the_register_and_returns(api):
+    """Stale PSCs are cached under the views stamp, not the data-quality version: a new
+    PSC's first site lists it at once, its first return takes it off, and readings in
+    between leave the answer as it was."""
+    dash, q = auth(api, Role.DASHBOARD), {"quarter": "2023/24 Q2", "check": "stale_pscs"}
+
+    async def stale() -> list[tuple[str, str | None]]:
+        r = await api.get("/quality", params=q, headers=dash)
+        assert r.status_code == 200, r.text
+        [row] = r.json()["rows"]
+        return [(i["psc_code"], i["latest_return"]) for i in row["items"]]
+
+    assert await stale() == []   # both PSCs returned on 1 July 2023
+    await publish_and_wait(api, [site("1-N", "QOX")])   # WX's first site
+    assert await stale() == [("WX", None)]
+    await publish_and_wait(api, [observation("1-N", "p1_n", datetime(2023, 7, 5, tzinfo=UTC),
+                                             icb="QOX")])
+    assert await stale() == [("WX", None)]
+    await publish_and_wait(api, [stage("1-N", 2, date(2023, 7, 1), icb="QOX",
+                                       reported=datetime(2023, 7, 6, tzinfo=UTC))])
+    assert await stale() == []
 
 
 async def test_withdrawn_sets_leave_the_activity_json_csv_and_quality(api):
