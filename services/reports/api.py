@@ -420,14 +420,13 @@ def router(runtime: Runtime) -> APIRouter:
                                    "reason": "pages are for JSON; CSV lists every item"}])
         area = None if q.level == "national" else (q.level, q.code)
         checks = activity_queries.CHECKS if q.check is None else (q.check,)
-        page = (activity_queries.Page() if q.format == "csv"
+        page = (activity_queries.EVERY if q.format == "csv"
                 else activity_queries.Page(q.limit or PAGE, q.offset or 0))
         fresh = await freshness_of(runtime.db, floor, quarters=True)
         async with runtime.db.session() as session:   # connects only if a query needs it
             first, last = window(q, floor, fresh.horizon)
             await scope.allowed_codes(session, principal, q.level, q.code)   # 403 outside
             keep = scope.psc_filter(principal)
-
             scoped = None if keep is None else frozenset(keep)
             sited = [check for check in checks if check != "stale_pscs"]
 
