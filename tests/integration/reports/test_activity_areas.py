@@ -21,6 +21,8 @@ from shared.migrations import upgrade
 from tests.integration.reports.support import (
     FIRST,
     Q3,
+    T1,
+    T2,
     deliver,
     observation,
     reports_runtime,
@@ -32,8 +34,6 @@ from tests.integration.reports.support import (
 )
 
 pytestmark = pytest.mark.integration
-T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
-T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)   # 2022/23 Q3
 TWO_SETS = (2, 2, 1, 1, 0, 1, 0, 0, 0, 0, 0)   # one scored low-medium
 ONE_SET = (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 

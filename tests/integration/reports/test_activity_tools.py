@@ -23,6 +23,8 @@ from shared.migrations import upgrade
 from tests.integration.reports.support import (
     FIRST,
     Q3,
+    T1,
+    T2,
     deliver,
     downgrade,
     observation,
@@ -35,8 +37,6 @@ from tests.integration.reports.support import (
 )
 
 pytestmark = pytest.mark.integration
-T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
-T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)   # 2022/23 Q3
 IN_Q3 = date(2022, 10, 1)
 ONE = (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 TWO = (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)

@@ -15,6 +15,8 @@ from shared.migrations import upgrade
 from tests.integration.reports.support import (
     Q3,
     Q4,
+    T1,
+    T2,
     deliver,
     downgrade,
     flag,
@@ -27,8 +29,6 @@ from tests.integration.reports.support import (
 )
 
 pytestmark = pytest.mark.integration
-T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)   # 2022/23 Q3
-T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)   # 2022/23 Q3
 T3 = datetime(2023, 2, 1, 9, tzinfo=UTC)     # 2022/23 Q4
 NOTHING = (0,) * 11
 
