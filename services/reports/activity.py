@@ -36,7 +36,8 @@ from the rows and the facts at its end.
 Versions. Every add also writes a fresh random version for each quarter it added to
 (``reports_activity_quarter``), which the API caches that quarter's activity under, and a
 fresh data-quality version for each quarter where it started or ended a site's observations,
-which the API caches that quarter's data quality under (ARCHITECTURE.md, invariant 13).
+which the API caches that quarter's data quality under (ARCHITECTURE.md, invariant 13);
+the same adds, moves and fact changes keep data quality's site lists (``quality``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select,
 from sqlalchemy.engine import Connection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.reports import quality
 from services.reports.domain.adoption import NATIONAL
 from services.reports.domain.stages import ordinal_of_instant
 from services.reports.models import (
@@ -138,16 +140,17 @@ async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
                                       "observation_sets"))
     tools = await _tools(session, rows)
     areas: Areas = {}
-    lists: set[int] = set()   # quarters where a site's observations started or ended
+    flipped: set[tuple[str, int]] = set()   # where a site's observations started or ended
     for site_id, qn, icb, psc, sets in stored:
         row = rows[site_id, qn]
         _roll(areas, qn, icb, psc, row, 1)
         for programme, tool in tools.get((site_id, qn), ()):
             _roll(areas, qn, icb, psc, row, 1, tool=(programme, tool))
         if (sets > 0) != (sets - row["observation_sets"] > 0):
-            lists.add(qn)
-    await _add_areas(session, areas)
-    await _new_versions(session, quarters, lists)
+            flipped.add((site_id, qn))
+    await _add_areas(session, areas)   # locks each quarter's national row: see ``quality``
+    await session.run_sync(lambda s: quality.follow_activity(s.connection(), quarters, flipped))
+    await _new_versions(session, quarters, {qn for _, qn in flipped})
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,8 @@ async def lock_areas(session: AsyncSession) -> None:
 async def follow_register(session: AsyncSession, site_ids: Collection[str]) -> None:
     """Move these sites' rows whose codes are not the register copy's (the site moved, or was
     registered after its first events) to the register's codes, and their counts with them
-    to their new areas. Call with ``lock_areas`` held, after writing the copy."""
+    to their new areas; then their data-quality lists, which show those codes and the
+    register copy's region. Call with ``lock_areas`` held, after writing the copy."""
     if not site_ids:
         return
     dialect = session.get_bind().dialect.name
@@ -320,19 +324,22 @@ async def follow_register(session: AsyncSession, site_ids: Collection[str]) -> N
               .where(in_values(ACT.c.site_id, sorted(site_ids), dialect),
                      or_(ACT.c.icb_code != SITE.c.icb_code, ACT.c.psc_code != SITE.c.psc_code)))
     rows = (await session.execute(moving)).mappings().all()
-    if not rows:
-        return
-    tools = await _tools(session, {(r["site_id"], r["qn"]) for r in rows})
-    areas: Areas = {}
-    for row in rows:
-        for tool in ((), *tools.get((row["site_id"], row["qn"]), ())):
-            _roll(areas, row["qn"], row["icb_code"], row["psc_code"], row, -1,
-                  national=False, tool=tool)
-            _roll(areas, row["qn"], row["to_icb"], row["to_psc"], row, 1, national=False,
-                  tool=tool)
-    await session.execute(_to_register(
-        in_values(ACT.c.site_id, sorted({r["site_id"] for r in rows}), dialect)))
-    await _add_areas(session, areas)
+    if rows:
+        tools = await _tools(session, {(r["site_id"], r["qn"]) for r in rows})
+        areas: Areas = {}
+        for row in rows:
+            for tool in ((), *tools.get((row["site_id"], row["qn"]), ())):
+                _roll(areas, row["qn"], row["icb_code"], row["psc_code"], row, -1,
+                      national=False, tool=tool)
+                _roll(areas, row["qn"], row["to_icb"], row["to_psc"], row, 1, national=False,
+                      tool=tool)
+        await session.execute(_to_register(
+            in_values(ACT.c.site_id, sorted({r["site_id"] for r in rows}), dialect)))
+        await _add_areas(session, areas)
+    keys = [tuple(k) for k in await session.execute(select(ACT.c.site_id, ACT.c.qn).where(
+        in_values(ACT.c.site_id, sorted(site_ids), dialect)))]
+    if keys:
+        await session.run_sync(lambda s: quality.refresh(s.connection(), keys))
 
 
 def _to_register(where):  # noqa: ANN001, ANN202 - a clause, an Update

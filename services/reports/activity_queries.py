@@ -8,13 +8,15 @@ A resident counts as observed in a site and quarter only while a set of theirs t
 (``residents``; see ``activity``), and a row whose counters and residents all net to 0
 (everything it counted withdrawn, or moved to another area) is left out, as if never
 recorded.
-Data quality joins the stage facts with the activity counters: sites at stage >= 5 with no
-observations, sites with observations below stage 4, and PSCs whose latest return is older
-than the quarter. The lists name sites, not how many sets each has (``/activity`` at site
-level counts them): so they change only when a site's observations in the quarter start or
-end, and the API keeps them cached while readings land at sites already observed. A list is
-read as its count and one page in site order (nationally one names thousands of sites); the
-stale PSCs derive from the returns and the register only, not from activity.
+Data quality: sites at stage >= 5 with no observations, sites with observations below stage
+4 (the stage facts joined with the activity counters), and PSCs whose latest return is older
+than the quarter. The site lists are read from the rows ``quality`` keeps of them where it
+keeps them (quarters with activity, programmes with returns), else joined. They name sites,
+not how many sets each has (``/activity`` at site level counts them): so they change only
+when a site's observations in the quarter start or end, and the API keeps them cached while
+readings land at sites already observed. A list is read as its count and one page in site
+order (nationally one names thousands of sites); the stale PSCs derive from the returns and
+the register only, not from activity.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Select, and_, func, select, true
+from sqlalchemy import Select, and_, bindparam, exists, func, select, true
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.reports.activity import ACT, AREA, ROLLED, TOOL
 from services.reports.domain.adoption import ALL_TOOLS, percent
 from services.reports.domain.stages import from_ordinal
-from services.reports.models import LatestReturn, ReportSite, StageFact
+from services.reports.models import ActivityQuarter, LatestReturn, ReportSite, StageFact
+from services.reports.quality import COUNTED, HIGH, ITEM, LISTED, LOW
 from shared.dialect import aware
 from shared.quarters import local_date
 
 FACT, SITE, LATEST = StageFact.__table__, ReportSite.__table__, LatestReturn.__table__
+QUARTER = ActivityQuarter.__table__
 
 
 async def activity(session: AsyncSession, *, level: str, first: int, last: int,
@@ -104,7 +108,8 @@ def _activity_row(row: Sequence, label: str, level: str, named: dict) -> dict:
 COLUMN = {"region": "region", "psc": "psc_code", "icb": "icb_code"}   # level -> site column
 
 
-CHECKS = ("stage5_without_observations", "observations_below_stage4", "stale_pscs")
+SITE_CHECKS = (HIGH, LOW)   # the lists of sites (``quality``), then of PSCs
+CHECKS = (*SITE_CHECKS, "stale_pscs")
 
 
 class Page(NamedTuple):
@@ -121,14 +126,75 @@ EVERY = Page()
 async def quality(session: AsyncSession, *, programme: str, qn: int,
                   keep_psc: Collection[str] | None,
                   area: tuple[str, str] | None = None, tool: str = ALL_TOOLS,
-                  checks: Collection[str] = CHECKS, page: Page = EVERY
+                  checks: Collection[str] = CHECKS, page: Page = EVERY, joined: bool = False
                   ) -> dict[str, tuple[int, list[dict]]]:
     """The data-quality lists for one quarter and programme, each check in ``checks`` as
     (how many items it lists, the ``page`` of them: by default every one); ``area`` (level,
     code) keeps the sites and PSCs of one region, PSC or ICB (by the register's codes, as
     the other views count them); ``tool`` keeps the sites whose stage in force names it (a
     site never reported names none), not the PSCs (a return covers every tool);
-    ``keep_psc`` keeps the sites and PSCs of those PSCs (a PSC token's scope)."""
+    ``keep_psc`` keeps the sites and PSCs of those PSCs (a PSC token's scope). The site
+    lists are read from their kept rows (``quality``) where they are kept, else (or with
+    ``joined``: their definition, which the tests hold the kept rows to) from the facts
+    joined with the activity rows."""
+    found = {}
+    sited = [check for check in SITE_CHECKS if check in checks]
+    if sited:
+        scope = {"programme": programme, "qn": qn, "keep_psc": keep_psc, "area": area,
+                 "tool": tool, "page": page}
+        kept = None if joined else await _kept_lists(session, sited, **scope)
+        found = kept if kept is not None else await _joined_lists(session, sited, **scope)
+    if "stale_pscs" in checks:
+        candidates = None
+        if area is not None:
+            column, code = COLUMN[area[0]], area[1]
+            candidates = {code} if area[0] == "psc" else set((await session.execute(
+                select(SITE.c.psc_code).distinct().where(SITE.c[column] == code))).scalars())
+        stale = [row for row in await _stale_pscs(session, programme, qn, candidates)
+                 if keep_psc is None or row["psc_code"] in keep_psc]
+        end = None if page.limit is None else page.offset + page.limit
+        found["stale_pscs"] = (len(stale), stale[page.offset:end])
+    return found
+
+
+async def _kept_lists(session: AsyncSession, checks: Sequence[str], *, programme: str,
+                      qn: int, keep_psc: Collection[str] | None, area: tuple[str, str] | None,
+                      tool: str, page: Page) -> dict[str, tuple[int, list[dict]]] | None:
+    """The lists from their kept rows, or None if they are not kept (``quality``): nationally
+    the kept count and a range of the key in site order, a statement a list that also says
+    whether it is kept (built once: building them cost more than running them); in a scope,
+    the scope's rows counted and paged (``_sites``)."""
+    values = {"programme": programme, "qn": qn}
+    if tool == ALL_TOOLS and keep_psc is None and area is None:
+        stmt = NATIONAL_EVERY if page.limit is None else NATIONAL_PAGE
+        found = {}
+        for check in checks:
+            rows = (await session.execute(stmt, {**values, "kind": check, "limit": page.limit,
+                                                 "offset": page.offset})).all()
+            if not rows[0][1]:
+                return None
+            found[check] = _items([(n, *site) for n, _, *site in rows])
+        return found
+    if not (await session.execute(KEPT, values)).scalar():
+        return None
+
+    def listed(kind: str) -> Select:
+        where = [LISTED.c.programme == programme, LISTED.c.qn == qn, LISTED.c.kind == kind]
+        if tool != ALL_TOOLS:
+            where.append(LISTED.c.tool == tool)
+        if keep_psc is not None:
+            where.append(LISTED.c.psc_code.in_(keep_psc))
+        if area is not None:
+            where.append(LISTED.c[COLUMN[area[0]]] == area[1])
+        return select(*(LISTED.c[c] for c in ITEM)).where(*where)
+    return {check: await _sites(session, listed(check), page) for check in checks}
+
+
+async def _joined_lists(session: AsyncSession, checks: Sequence[str], *, programme: str,
+                        qn: int, keep_psc: Collection[str] | None,
+                        area: tuple[str, str] | None, tool: str, page: Page
+                        ) -> dict[str, tuple[int, list[dict]]]:
+    """The lists as the facts joined with the activity rows (what ``quality`` keeps)."""
     observed = func.coalesce(ACT.c.observation_sets, 0)
     high = (select(FACT.c.site_id, FACT.c.stage, FACT.c.icb_code, FACT.c.psc_code)
             .select_from(FACT.outerjoin(ACT, and_(ACT.c.site_id == FACT.c.site_id,
@@ -151,21 +217,8 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
         high = high.where(FACT.c[column] == code)
         low = low.where(ACT.c[column] == code if column in ACT.c else ACT.c.site_id.in_(
             select(SITE.c.site_id).where(SITE.c[column] == code)))
-    found = {}
-    for check, stmt in (("stage5_without_observations", high),
-                        ("observations_below_stage4", low)):
-        if check in checks:
-            found[check] = await _sites(session, stmt, page)
-    if "stale_pscs" in checks:
-        candidates = None
-        if area is not None:
-            candidates = {code} if area[0] == "psc" else set((await session.execute(
-                select(SITE.c.psc_code).distinct().where(SITE.c[column] == code))).scalars())
-        stale = [row for row in await _stale_pscs(session, programme, qn, candidates)
-                 if keep_psc is None or row["psc_code"] in keep_psc]
-        end = None if page.limit is None else page.offset + page.limit
-        found["stale_pscs"] = (len(stale), stale[page.offset:end])
-    return found
+    stmts = {HIGH: high, LOW: low}
+    return {check: await _sites(session, stmts[check], page) for check in checks}
 
 
 async def _sites(session: AsyncSession, stmt: Select, page: Page) -> tuple[int, list[dict]]:
@@ -175,14 +228,48 @@ async def _sites(session: AsyncSession, stmt: Select, page: Page) -> tuple[int, 
     PostgreSQL walks the facts' primary key in site order, expecting matches soon, and a list
     that is short or empty then costs a scan of every quarter's facts (36 ms nationally)."""
     listed = stmt.cte("listed")
-    counted = select(func.count().label("n")).select_from(listed).subquery("counted")
-    shown = (select(listed).order_by(listed.c.site_id).limit(page.limit)
-             .offset(page.offset or None).subquery("shown"))
-    rows = (await session.execute(
-        select(counted.c.n, shown).select_from(counted.outerjoin(shown, true()))
-        .order_by(shown.c.site_id))).all()
+    return _items((await session.execute(_counted_page(
+        select(func.count().label("n")).select_from(listed), select(listed), page.limit,
+        page.offset or None))).all())
+
+
+def _counted_page(counted: Select, listed: Select, limit, offset) -> Select:  # noqa: ANN001
+    """One statement (one snapshot: the page is of the list counted): the one value
+    ``counted`` selects, beside each site of ``listed`` from ``offset`` on, ``limit`` of
+    them (None: every one; either may be a bound parameter), in site-id order (one row of
+    NULL sites if none)."""
+    n = counted.subquery("counted")
+    shown = (listed.order_by(listed.selected_columns.site_id).limit(limit).offset(offset)
+             .subquery("shown"))
+    return select(n, shown).select_from(n.outerjoin(shown, true())).order_by(shown.c.site_id)
+
+
+def _items(rows: Sequence) -> tuple[int, list[dict]]:
+    """``_counted_page``'s rows as (the count, the sites as items)."""
     return rows[0][0], [{"site_id": s, "stage": st, "icb_code": i, "psc_code": p}
                         for _, s, st, i, p in rows if s is not None]
+
+
+# Whether the bound quarter's and programme's lists are kept (``quality``).
+IS_KEPT = and_(exists().where(QUARTER.c.qn == bindparam("qn")),
+               exists().where(LATEST.c.programme == bindparam("programme")))
+KEPT = select(IS_KEPT)
+
+
+def _national(limited: bool) -> Select:
+    """A list's kept national count, whether it is kept, and its page (``_counted_page``'s
+    rows with that flag after the count), for bound programme, qn, kind (and limit and
+    offset when ``limited``)."""
+    key = [bindparam(c) for c in ("programme", "qn", "kind")]
+    listed = select(*(LISTED.c[c] for c in ITEM)).where(
+        *(LISTED.c[c.key] == c for c in key))
+    counted = select(func.coalesce(func.max(COUNTED.c.sites), 0).label("n"),
+                     IS_KEPT.label("kept")).where(*(COUNTED.c[c.key] == c for c in key))
+    return _counted_page(counted, listed, bindparam("limit") if limited else None,
+                         bindparam("offset") if limited else None)
+
+
+NATIONAL_PAGE, NATIONAL_EVERY = _national(True), _national(False)
 
 
 async def _stale_pscs(session: AsyncSession, programme: str, qn: int,

@@ -201,3 +201,38 @@ class StageCount(SQLModel, table=True):
     tool: str = Field(primary_key=True)
     stage: int = Field(primary_key=True)
     sites: int
+
+
+class QualitySite(SQLModel, table=True):
+    """A site on a data-quality list (``quality``), as the list's item: ``kind`` is the check
+    (``stage5_without_observations`` or ``observations_below_stage4``), ``stage``, ``tool``
+    and the codes those the lists show and filter by (the fact's for the first check; for
+    the second the activity row's codes, the register copy's region, and the fact's stage,
+    0 without one). Kept for the quarters activity has rows in (``reports_activity_quarter``)
+    and the programmes with returns (``reports_latest_return``), in step with the facts, the
+    activity rows and the register copy in the same transaction, so a page is a range of
+    this key in site order."""
+
+    __tablename__ = "reports_quality_site"
+
+    programme: str = Field(primary_key=True)
+    qn: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=32)
+    site_id: str = Field(primary_key=True, max_length=32)
+    stage: int
+    tool: str | None = None
+    icb_code: str
+    psc_code: str
+    region: str | None = None
+
+
+class QualityCount(SQLModel, table=True):
+    """How many sites each ``QualitySite`` list holds nationally (kept with its rows; rows
+    may reach 0)."""
+
+    __tablename__ = "reports_quality_count"
+
+    programme: str = Field(primary_key=True)
+    qn: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=32)
+    sites: int = 0

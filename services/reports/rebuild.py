@@ -30,7 +30,7 @@ from operator import itemgetter
 from sqlalchemy import delete, func, select, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reports import activity, consumers, facts
+from services.reports import activity, consumers, facts, quality
 from services.reports.domain.counts import totals
 from services.reports.domain.stages import quarter_stages_of
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
@@ -501,6 +501,7 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     for statement in facts.derive_latest_returns():
         await session.execute(statement)
     await activity.derive(session)
+    await session.run_sync(lambda s: quality.derive(s.connection()))
     await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
     return sum(len(stages) for stages in by_area.values())
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reports import activity
+from services.reports import activity, quality
 from services.reports.domain.counts import deltas
 from services.reports.domain.stages import quarter_facts
 from services.reports.facts import (
@@ -29,6 +29,7 @@ from services.reports.facts import (
     COUNT_KEY,
     FACT,
     FRESH,
+    LATEST,
     RECORD,
     SITE,
     Horizon,
@@ -44,6 +45,7 @@ from shared.events import Envelope
 
 DIRTY, LAST, HORIZON = "reports.dirty", "reports.last_event", "reports.horizon"
 RECORDS = "reports.records"
+SHOWN = ("stage", "tool", "icb_code", "psc_code", "region")   # of a fact, in data quality
 CHUNK = 400
 
 
@@ -85,8 +87,13 @@ def _apply(session: Session) -> None:
     conn = session.connection()
     records = session.info.pop(RECORDS, None)
     if records:
+        named = {r["programme"] for r in records}
+        returned = set(conn.execute(select(LATEST.c.programme).distinct().where(
+            LATEST.c.programme.in_(sorted(named)))).scalars())
         conn.execute(insert_ignore(RECORD, conn.dialect.name), records)
         add_latest_returns(conn, records)
+        if named - returned:   # a programme's first return: its data-quality lists
+            quality.fill(conn, programmes=named - returned)
     changed = bool(records) or bool(dirty)
     if horizon is not None:
         if not session.info.get(activity.EXCLUSIVE):
@@ -167,6 +174,17 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
     retooled = _retooled(removed, added)
     if retooled:
         activity.follow_facts(conn, retooled)
+    quality.refresh(conn, _changed(removed, added))
+
+
+def _changed(removed: Iterable[Mapping], added: Iterable[Mapping]) -> set[tuple[str, int]]:
+    """(site, quarter) of each fact removed, added or changed (what data quality shows)."""
+    before = {(r["site_id"], r["programme"], r["qn"]): tuple(r[c] for c in SHOWN)
+              for r in removed}
+    after = {(r["site_id"], r["programme"], r["qn"]): tuple(r[c] for c in SHOWN)
+             for r in added}
+    return {(s, q) for (s, p, q) in before.keys() | after.keys()
+            if before.get((s, p, q)) != after.get((s, p, q))}
 
 
 def _retooled(removed: Iterable[Mapping], added: Iterable[Mapping]

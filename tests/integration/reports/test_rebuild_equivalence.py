@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, literal, select
 
-from services.reports import activity, queries, rebuild, upkeep
+from services.reports import activity, activity_queries, queries, rebuild, upkeep
 from services.reports.domain.adoption import NATIONAL, Ambitions
 from services.reports.domain.counts import LEVEL_COLUMNS
 from services.reports.domain.stages import StagePoint, ordinal, quarter_facts
@@ -399,7 +399,6 @@ def standing_counts(sets: list[dict], moves: dict[str, str]) -> dict[tuple, tupl
 
 
 async def activity_snapshot(rt) -> dict:
-    from services.reports import activity_queries
     from services.reports.activity import ACT, AREA, RES, ROLLED
 
     out: dict = {}
@@ -494,7 +493,6 @@ def summed_by_tool(snapshot: dict) -> dict[tuple, tuple]:
 
 
 async def tool_snapshot(rt) -> dict:
-    from services.reports import activity_queries
     from services.reports.activity import ACT, ROLLED, TOOL
 
     first, last = ordinal(Quarter.parse(FIRST)), ordinal(Quarter.of_instant(AFTER))
@@ -511,6 +509,35 @@ async def tool_snapshot(rt) -> dict:
                     out[programme, tool, level] = await activity_queries.activity(
                         s, level=level, first=first, last=last, keep=None, code=None,
                         programme=programme, tool=tool)
+        out["quality"] = await quality_lists(s)
+    return out
+
+
+# Data quality's site lists: kept as rows for the quarters with activity and the programmes
+# with returns (``services.reports.quality``), joined from the facts and activity rows for
+# the others; read both ways, in every scope a read can ask for, they must agree.
+QUALITY_READS = (
+    {}, {"area": ("icb", "QJK")}, {"area": ("psc", "SW")}, {"area": ("region", "Midlands")},
+    {"tool": "NEWS2"}, {"keep_psc": {"WM"}}, {"page": activity_queries.Page(1, 1)},
+)
+
+
+async def quality_lists(s) -> dict:  # noqa: ANN001 - a session
+    """The kept rows and counts, and every read of the lists, checked against the join."""
+    from services.reports.quality import COUNTED, LISTED
+
+    out = {"rows": sorted(tuple(r) for r in (await s.execute(select(LISTED))).all()),
+           "counts": sorted(tuple(r) for r in (await s.execute(
+               select(COUNTED).where(COUNTED.c.sites != 0))).all())}
+    first, last = ACTIVITY_QUARTERS
+    for programme in ("ch", "mh", "nobody"):
+        for qn in range(first - 1, last + 1):   # and a quarter without activity
+            for read in QUALITY_READS:
+                args = {"programme": programme, "qn": qn, "keep_psc": None,
+                        "checks": activity_queries.SITE_CHECKS, **read}
+                kept = await activity_queries.quality(s, **args)
+                assert kept == await activity_queries.quality(s, joined=True, **args), args
+                out[programme, qn, repr(sorted(read.items()))] = kept
     return out
 
 
