@@ -40,7 +40,9 @@ which nothing connects to: the ``views`` API holds its ``url``) with activity ad
 for every home in play and each of the eight quarters of the data set: a ``reports_activity``
 row (about three sets a resident, nearly all scored and complete, mostly low risk, a few
 flags) and a ``reports_activity_resident`` row per resident (10 % of a home's residents change
-each quarter), written by COPY, then ``rebuild_from_history`` derives reports' roll-ups. As
+each quarter), written by COPY with a version row per quarter as a replay writes them, then
+``rebuild_from_history`` derives reports' roll-ups (and keeps those quarters' data-quality
+lists). As
 every home has activity, ``/quality`` counts every home below stage 4 (4,564 of 15,140 in
 2022/23 Q4; the whole list was an answer of about 0.3 MB) and no home at stage 5 without
 observations. Each
@@ -62,6 +64,7 @@ import asyncio
 import math
 import random
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -434,7 +437,9 @@ async def _analyze(url: str) -> None:
 
 async def copy_activity(conn: Any, in_play: Sequence[Home], qns: Sequence[int]
                         ) -> tuple[int, int]:
-    """COPY the residents' rows as they are generated, then the activity rows; the counts."""
+    """COPY the residents' rows as they are generated, then the activity rows, and a version
+    row per quarter (``reports_activity_quarter``, as a replay writes it: its quarters'
+    data-quality lists are then kept, ``services/reports/quality.py``); the counts."""
     acts: list[tuple] = []
 
     def residents() -> Iterator[tuple]:
@@ -445,6 +450,8 @@ async def copy_activity(conn: Any, in_play: Sequence[Home], qns: Sequence[int]
     res = await conn.copy_records_to_table("reports_activity_resident", records=residents(),
                                            columns=RES_COLUMNS)
     await conn.copy_records_to_table("reports_activity", records=acts, columns=ACT_COLUMNS)
+    await conn.executemany("INSERT INTO reports_activity_quarter (qn, version) VALUES ($1, $2)",
+                           [(qn, uuid.uuid4().hex) for qn in qns])
     return len(acts), int(res.split()[-1])
 
 

@@ -48,7 +48,19 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -149,8 +161,8 @@ async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
         if (sets > 0) != (sets - row["observation_sets"] > 0):
             flipped.add((site_id, qn))
     await _add_areas(session, areas)   # locks each quarter's national row: see ``quality``
-    await session.run_sync(lambda s: quality.follow_activity(s.connection(), quarters, flipped))
-    await _new_versions(session, quarters, {qn for _, qn in flipped})
+    created = await _new_versions(session, quarters, {qn for _, qn in flipped})
+    await session.run_sync(lambda s: quality.follow_activity(s.connection(), created, flipped))
 
 
 @dataclass(frozen=True)
@@ -184,18 +196,30 @@ async def add_bulk(session: AsyncSession, made: Bulk) -> None:
     await _new_versions(session, made.quarters, made.quarters)
 
 
-async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[int]) -> None:
+async def _new_versions(session: AsyncSession, quarters: set[int], lists: set[int]
+                        ) -> set[int]:
     """A fresh version for each quarter whose rows this transaction adds to, and a fresh
     data-quality version for those of ``lists``, where a site's observations started or
     ended (a site's sets rose from 0 or fell to 0: what the data-quality lists read; the
-    other counts they do not show; the others keep theirs). One statement, quarters in
-    order, last (concurrent adders already queue on the quarter's national area row by
-    then, so this row lock serialises nothing more; written first, it held a lock a
-    register change's exclusive ``AREAS`` holder could wait on: a deadlock)."""
+    other counts they do not show; the others keep theirs); returns the quarters whose row
+    it wrote first (``quality`` keeps their lists from now on). One statement, quarters in
+    order, after the areas (concurrent adders already queue on the quarter's national area
+    row by then, so this row lock serialises nothing more; written first, it held a lock a
+    register change's exclusive ``AREAS`` holder could wait on: a deadlock). On
+    PostgreSQL the upsert says which rows it inserted (``xmax`` is 0 on a row inserted, not
+    updated); elsewhere (one writer at a time) the rows are read first."""
+    dialect = session.get_bind().dialect.name
     rows = [{"qn": qn, "version": uuid.uuid4().hex,
              "quality": uuid.uuid4().hex if qn in lists else None} for qn in sorted(quarters)]
-    await session.execute(upsert(QUARTER, session.get_bind().dialect.name, ["qn"], rows,
-                                 unless_null=("quality",)))
+    stmt = upsert(QUARTER, dialect, ["qn"], rows, unless_null=("quality",))
+    if dialect == "postgresql":
+        return {qn for qn, inserted in await session.execute(
+            stmt.returning(QUARTER.c.qn, literal_column("xmax = 0")))
+            if inserted}
+    stored = set((await session.execute(select(QUARTER.c.qn).where(
+        QUARTER.c.qn.in_(sorted(quarters))))).scalars())
+    await session.execute(stmt)
+    return set(quarters) - stored
 
 
 def tally(events: Iterable[Event], into: Tally | None = None) -> Tally:
