@@ -19,7 +19,8 @@ Which lists are kept: the quarters activity has rows in (a ``reports_activity_qu
 row), and the programmes with returns (a ``reports_latest_return`` row). A quarter without
 activity has nothing to change its lists but a stage return (``activity_queries`` joins
 the facts for it, as for a programme nobody returned), and keeping those quarters would
-cost a rebuild a row for every fact at stage 5 or above: 200,000 nationally.
+cost a rebuild a row for every fact at stage 5 or above: 161,593 of the bench's 348,220
+national facts.
 
 Concurrency (PostgreSQL): the keys of one quarter are only rewritten by ``add_many``, which
 holds that quarter's national activity row locked by then (so adders of one quarter
