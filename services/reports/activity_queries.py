@@ -160,10 +160,10 @@ async def quality(session: AsyncSession, *, programme: str, qn: int,
 async def _kept_lists(session: AsyncSession, checks: Sequence[str], *, programme: str,
                       qn: int, keep_psc: Collection[str] | None, area: tuple[str, str] | None,
                       tool: str, page: Page) -> dict[str, tuple[int, list[dict]]] | None:
-    """The lists from their kept rows, or None if they are not kept (``quality``): nationally
-    the kept count and a range of the key in site order, a statement a list that also says
-    whether it is kept (built once: building them cost more than running them); in a scope,
-    the scope's rows counted and paged (``_sites``)."""
+    """The lists from their kept rows, or None if they are not kept (``quality``). Nationally
+    one statement a list, built once (building it cost more than running it): the kept
+    count, whether the list is kept, and a range of the key in site order. In a scope, the
+    scope's rows counted and paged (``_sites``)."""
     values = {"programme": programme, "qn": qn}
     if tool == ALL_TOOLS and keep_psc is None and area is None:
         stmt = NATIONAL_EVERY if page.limit is None else NATIONAL_PAGE

@@ -70,7 +70,7 @@ LISTED, COUNTED = QualitySite.__table__, QualityCount.__table__
 ACT, FACT, SITE = Activity.__table__, StageFact.__table__, ReportSite.__table__
 QUARTER, LATEST = ActivityQuarter.__table__, LatestReturn.__table__
 HIGH, LOW = "stage5_without_observations", "observations_below_stage4"
-KINDS = (HIGH, LOW)
+COUNT_KEY = ("programme", "qn", "kind")
 ITEM = ("site_id", "stage", "icb_code", "psc_code")   # what a list shows of each site
 COLUMNS = ("programme", "qn", "kind", "site_id", "stage", "tool", "icb_code", "psc_code",
            "region")
@@ -125,8 +125,6 @@ def _refresh(conn: Connection, keys: Sequence[tuple[str, int]]) -> None:
         if rows:
             conn.execute(upsert_add(COUNTED, conn.dialect.name, list(COUNT_KEY), "sites"), rows)
 
-
-COUNT_KEY = ("programme", "qn", "kind")
 
 
 @functools.cache

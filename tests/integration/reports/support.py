@@ -19,6 +19,7 @@ FIRST = "2022/23 Q1"
 # Two instants in 2022/23 Q3 (``Q3``), the quarter most tests read.
 T1 = datetime(2022, 11, 3, 10, tzinfo=UTC)
 T2 = datetime(2022, 12, 20, 8, tzinfo=UTC)
+IN_Q3 = date(2022, 10, 1)   # Q3's first day: a stage applying from it is in force all Q3
 Q3, Q4 = ordinal(Quarter.parse("2022/23 Q3")), ordinal(Quarter.parse("2022/23 Q4"))
 AREAS = {"QJK": ("SW", "South West"), "QHL": ("WM", "Midlands"), "QUY": ("SW", "South West"),
          "QOX": ("WX", "South West")}   # QOX: a PSC of its own, named by no shared event

@@ -22,6 +22,7 @@ from shared.events import parse
 from shared.migrations import upgrade
 from tests.integration.reports.support import (
     FIRST,
+    IN_Q3,
     Q3,
     T1,
     T2,
@@ -37,7 +38,6 @@ from tests.integration.reports.support import (
 )
 
 pytestmark = pytest.mark.integration
-IN_Q3 = date(2022, 10, 1)
 ONE = (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 TWO = (2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 THREE = (3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0)

@@ -17,6 +17,7 @@ from sqlalchemy import inspect, select, text
 from services.reports.quality import COUNTED, HIGH, LISTED, LOW
 from shared.migrations import upgrade
 from tests.integration.reports.support import (
+    IN_Q3,
     Q3,
     Q4,
     T1,
@@ -32,7 +33,6 @@ from tests.integration.reports.support import (
 )
 
 pytestmark = pytest.mark.integration
-IN_Q3 = date(2022, 10, 1)
 SW, WM = ("SW", "South West"), ("WM", "Midlands")
 
 
