@@ -162,7 +162,9 @@ async def add_many(session: AsyncSession, events: Sequence[Event]) -> None:
             flipped.add((site_id, qn))
     await _add_areas(session, areas)   # locks each quarter's national row: see ``quality``
     created = await _new_versions(session, quarters, {qn for _, qn in flipped})
-    await session.run_sync(lambda s: quality.follow_activity(s.connection(), created, flipped))
+    if created or flipped:   # else the lists stand (most transactions mid-quarter)
+        await session.run_sync(
+            lambda s: quality.follow_activity(s.connection(), created, flipped))
 
 
 @dataclass(frozen=True)

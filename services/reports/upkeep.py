@@ -45,7 +45,7 @@ from shared.events import Envelope
 
 DIRTY, LAST, HORIZON = "reports.dirty", "reports.last_event", "reports.horizon"
 RECORDS = "reports.records"
-SHOWN = ("stage", "tool", "icb_code", "psc_code", "region")   # of a fact, in data quality
+SHOWN = ("stage", "tool", "icb_code", "psc_code", "region")   # of a fact, in the views
 CHUNK = 400
 
 
@@ -171,31 +171,35 @@ def _refresh_chunk(conn: Connection, chunk: list[tuple[str, str]], first: int,
     rows = [d for p, (old, new) in by_programme.items() for d in deltas(p, old, new)]
     if rows:
         conn.execute(upsert_add(COUNT, conn.dialect.name, COUNT_KEY, "sites"), rows)
-    retooled = _retooled(removed, added)
+    moved = _moved(removed, added)
+    retooled = _retooled(moved)
     if retooled:
         activity.follow_facts(conn, retooled)
-    quality.refresh(conn, _changed(removed, added))
+    quality.refresh(conn, {(site_id, qn) for site_id, _, qn in moved})
 
 
-def _changed(removed: Iterable[Mapping], added: Iterable[Mapping]) -> set[tuple[str, int]]:
-    """(site, quarter) of each fact removed, added or changed (what data quality shows)."""
-    before = {(r["site_id"], r["programme"], r["qn"]): tuple(r[c] for c in SHOWN)
-              for r in removed}
-    after = {(r["site_id"], r["programme"], r["qn"]): tuple(r[c] for c in SHOWN)
-             for r in added}
-    return {(s, q) for (s, p, q) in before.keys() | after.keys()
-            if before.get((s, p, q)) != after.get((s, p, q))}
+def _moved(removed: Iterable[Mapping], added: Iterable[Mapping]
+           ) -> dict[tuple[str, str, int], tuple[Mapping | None, Mapping | None]]:
+    """(site, programme, quarter) -> (the fact removed, the fact added; None: none), in key
+    order, for each fact removed, added or changed in what the views show of it (``SHOWN``:
+    the tool the per-tool roll-ups file it under, and what data quality lists)."""
+    before = {(r["site_id"], r["programme"], r["qn"]): r for r in removed}
+    after = {(r["site_id"], r["programme"], r["qn"]): r for r in added}
+
+    def shown(fact: Mapping | None) -> tuple | None:
+        return None if fact is None else tuple(fact[c] for c in SHOWN)
+    return {key: (before.get(key), after.get(key))
+            for key in sorted(before.keys() | after.keys())
+            if shown(before.get(key)) != shown(after.get(key))}
 
 
-def _retooled(removed: Iterable[Mapping], added: Iterable[Mapping]
+def _retooled(moved: Mapping[tuple[str, str, int], tuple[Mapping | None, Mapping | None]]
               ) -> dict[tuple[str, int], list[tuple[str, str | None, str | None]]]:
     """(site, quarter) -> (programme, tool before, tool after) where the stage in force
     names another tool than before (None: no fact, or a fact naming none)."""
-    before = {(r["site_id"], r["programme"], r["qn"]): r["tool"] for r in removed}
-    after = {(r["site_id"], r["programme"], r["qn"]): r["tool"] for r in added}
     out: dict[tuple[str, int], list] = defaultdict(list)
-    for site_id, programme, qn in sorted(before.keys() | after.keys()):
-        was, now = before.get((site_id, programme, qn)), after.get((site_id, programme, qn))
+    for (site_id, programme, qn), facts in moved.items():
+        was, now = (None if fact is None else fact["tool"] for fact in facts)
         if was != now:
             out[site_id, qn].append((programme, was, now))
     return out
