@@ -35,7 +35,7 @@ from services.reports.domain.counts import totals
 from services.reports.domain.stages import quarter_stages_of
 from services.reports.facts import COUNT, COUNT_KEY, FACT, RECORD, SITE, Horizon
 from services.reports.models import IcbRegistrations
-from shared.bus.base import Bus, Message
+from shared.bus.base import Bus
 from shared.db import Database
 from shared.dialect import aware, copy_rows, driver_connection, in_values
 from shared.events import Envelope, Event, parse, read, topics
@@ -293,6 +293,7 @@ class Replay:
         ``parse`` refuses is counted in ``unreadable`` and skipped, id not remembered, as
         the live consumer dead-letters it without an inbox row."""
         validate = STAGE_VALIDATOR   # parse's own validation, minus two calls per event
+        stage_event = StageChanged
         seen: set[int] = set()
         sites: list[Event] = []
         records: list[tuple] = []
@@ -305,8 +306,9 @@ class Replay:
             if key in known or key in seen:
                 continue
             kind = envelope.type
+            data = envelope.data   # the event itself when ``read`` (the bus), else a dict
             try:
-                event = (validate(envelope.data)
+                event = ((data if type(data) is stage_event else validate(data))
                          if kind == STAGE and envelope.schemaversion <= VERSION
                          else parse(envelope))
             except ValueError:   # a pydantic ValidationError, an UnknownEvent
@@ -619,7 +621,7 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     async def batches() -> AsyncIterator[list[Envelope]]:
         nonlocal unreadable, fetched, told
         while not await reader.caught_up():
-            batch = await reader.getmany(max_records=batch_size, timeout=wait_seconds)
+            batch = await reader.values(max_records=batch_size, timeout=wait_seconds)
             fetched += len(batch)
             if total is not None and not told and (left := await reader.remaining()) is not None:
                 told = True
@@ -655,14 +657,14 @@ async def _each(chunks: Chunks) -> AsyncIterator[Sequence[Envelope]]:
             yield chunk
 
 
-def _decoded(batch: Sequence[Message]) -> list[Envelope]:
-    """The envelopes of these messages, without the ones that are not one or whose event
-    ``parse`` refuses. Read in one pass (``shared.events.read``): their ``data`` is the
-    event itself, which the replay's validation passes through."""
+def _decoded(batch: Sequence[bytes]) -> list[Envelope]:
+    """The envelopes of these messages (their values), without the ones that are not one
+    or whose event ``parse`` refuses. Read in one pass (``shared.events.read``): their
+    ``data`` is the event itself, which the replay takes as it is."""
     out = []
-    for message in batch:
+    for value in batch:
         try:
-            out.append(read(message.value)[0])   # type: ignore[index]  # wanted: all
+            out.append(read(value)[0])   # type: ignore[index]  # wanted: all
         except ValueError:
             continue
     return out

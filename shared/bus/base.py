@@ -69,6 +69,11 @@ class Reader(Consumer):
         looked (at ``start``, or the partition's first fetch): a progress bar's total; None
         while the end of some partition is not known yet."""
 
+    async def values(self, *, max_records: int, timeout: float) -> list[bytes]:
+        """``getmany``'s values alone, for a replay that reads nothing else of a message (the
+        Kafka reader builds no ``Message``: a tenth of a national replay's CPU)."""
+        return [m.value for m in await self.getmany(max_records=max_records, timeout=timeout)]
+
     async def caught_up(self) -> bool:
         """Every partition read up to those ends. What was published later may be delivered
         too, but is not waited for: a replay under live traffic ends."""

@@ -337,6 +337,11 @@ class _KafkaReader(_KafkaConsumer, Reader):
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""
 
+    async def values(self, *, max_records: int, timeout: float) -> list[bytes]:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000),
+                                               max_records=max_records)
+        return [m.value for msgs in batches.values() for m in msgs]
+
     async def remaining(self) -> int | None:
         total = 0
         for tp in self._consumer.assignment():

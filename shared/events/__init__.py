@@ -27,7 +27,8 @@ def parse(envelope: Envelope) -> Event:
         raise UnknownEvent(
             f"{envelope.type} schema version {envelope.schemaversion} is newer than {cls.VERSION}"
         )
-    return cls.model_validate(envelope.data)
+    data = envelope.data
+    return data if type(data) is cls else cls.model_validate(data)   # ``read`` typed it
 
 
 class UnknownEvent(ValueError):

@@ -96,6 +96,21 @@ async def test_a_reader_reads_every_partition_from_the_start_and_catches_up(bus)
     await again.stop()
 
 
+async def test_a_readers_values_are_the_messages_values_in_order_per_partition(bus):
+    """``values``: what a replay reads, no ``Message`` built; same records, same order."""
+    await bus.publish(records(bus.test_topic, 5, 20))
+    reader = bus.reader([bus.test_topic])
+    await reader.start()
+    got: list[bytes] = []
+    while not await reader.caught_up():
+        got.extend(await reader.values(max_records=7, timeout=0.5))
+    await reader.stop()
+    assert sorted(got) == sorted(r.value for r in records(bus.test_topic, 5, 20))
+    for k in range(5):   # a key's records are on one partition, so in publish order
+        assert [v for v in got if v.startswith(f"k{k}:".encode())] == [
+            f"k{k}:{i}".encode() for i in range(20)]
+
+
 async def test_a_reader_of_an_empty_topic_catches_up_with_nothing(bus):
     """At once on the memory bus; on Kafka after the first fetch tells the ends."""
     reader = bus.reader([bus.test_topic])
