@@ -57,7 +57,8 @@ async def rebuild_activity(ctx: Context) -> list[Row]:
         start, cpu = time.perf_counter(), time.process_time()
         replay = rb.Replay(horizon)
         applied = await replay.apply_all(db, (ordered[i:i + 5000]
-                                              for i in range(0, len(ordered), 5000)))
+                                              for i in range(0, len(ordered), 5000)),
+                                         indexes_now=False)   # as the rebuild command
         await rb.rebuild_from_history(db, horizon, replay)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:

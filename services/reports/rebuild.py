@@ -161,6 +161,7 @@ class Replay:
         self.records: list[tuple] | None = None   # and the stage records written (history)
         self.unreadable = 0   # events skipped because ``parse`` refuses them
         self.started = self.failed = False
+        self.unbuilt: list[tuple[str, str]] = []   # indexes left to ``rebuild_from_history``
 
     async def apply(self, session: AsyncSession, envelopes: Iterable[Envelope],
                     progress: Callable[[int], None] | None = None) -> int:
@@ -181,12 +182,17 @@ class Replay:
 
     async def apply_all(self, db: Database, chunks: Chunks,
                         progress: Callable[[int], None] | None = None,
-                        stop: Callable[[], bool] | None = None) -> int:
+                        stop: Callable[[], bool] | None = None, *,
+                        indexes_now: bool = True) -> int:
         """Apply chunks, each in a transaction of its own; returns how many events were new.
 
         ``chunks`` may be an async iterable (the bus, read as it is replayed). ``stop`` is
         asked before each chunk (a time budget). On fresh tables the inbox's and the
-        records' indexes are built once, after the last chunk (``_defer_indexes``).
+        records' indexes are built once, after the last chunk (``_defer_indexes``); with
+        ``indexes_now=False``, once every chunk committed, they are left to
+        ``rebuild_from_history``, which builds them while it derives the facts (until then
+        the database has no keys, and ``Replay`` and the live consumer refuse it). A failed
+        replay builds them at once either way.
         """
         self._check()
         chunks = _each(chunks)
@@ -200,9 +206,15 @@ class Replay:
                 async with db.transaction() as session:
                     restore = await _defer_indexes(session)
                 try:
-                    return await self._chunks(db, chunks, progress, stop)
-                finally:
+                    applied = await self._chunks(db, chunks, progress, stop)
+                except BaseException:
                     await _restore_indexes(db, restore)
+                    raise
+                if indexes_now:
+                    await _restore_indexes(db, restore)
+                else:
+                    self.unbuilt = restore
+                return applied
         except BaseException:
             self.failed = True
             raise
@@ -275,6 +287,11 @@ class Replay:
         fresh = await _fresh(session)
         self.applied, self.records = (set(), []) if fresh else (None, None)
         self.started = True
+
+    async def build_indexes(self, db: Database) -> None:
+        """Build the indexes ``apply_all(..., indexes_now=False)`` left (no-op if none)."""
+        restore, self.unbuilt = self.unbuilt, []
+        await _restore_indexes(db, restore)
 
     def history(self) -> list[tuple] | None:
         """Every stage record this replay wrote into fresh tables (RECORD_COLUMNS rows, whose
@@ -476,10 +493,11 @@ async def derive_all(session: AsyncSession, horizon: Horizon,
         return await _derive_all(session, horizon, replay)
 
 
-async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | None) -> int:
+async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | None,
+                      stored: int | None = None) -> int:
     last = horizon.current_qn()
     await activity.lock_areas(session)   # first: live consumers may hold it (``activity``)
-    remembered = await _remembered(session, replay)
+    remembered = await _remembered(session, replay, stored)
     await session.execute(delete(FACT))
     dialect = session.get_bind().dialect.name
     await session.execute(facts.set_freshness(dialect, horizon_qn=last))
@@ -521,18 +539,20 @@ async def _sites(session: AsyncSession) -> dict[str, tuple]:
 SITES_SQL = f"SELECT site_id, opened_on, closed_on, icb_code, psc_code, region FROM {SITE.name}"
 
 
-async def _remembered(session: AsyncSession,
-                      replay: Replay | None) -> Iterable[tuple[tuple[str, str], list]] | None:
+async def _remembered(session: AsyncSession, replay: Replay | None, stored: int | None = None
+                      ) -> Iterable[tuple[tuple[str, str], list]] | None:
     """The replay's records as ``_series``, when they are exactly the table's: a bulk replay
     into fresh tables (``Replay.history``) whose rows all committed (the table holds as
-    many: each written once, under its primary key). PostgreSQL only, and only with every
-    ``reported_at`` carrying its offset: there an instant reads back as it was written
-    (SQLite keeps no offset; a naive instant is stored as the driver interprets it)."""
+    many, ``stored`` if already counted: each written once, under its primary key).
+    PostgreSQL only, and only with every ``reported_at`` carrying its offset: there an
+    instant reads back as it was written (SQLite keeps no offset; a naive instant is stored
+    as the driver interprets it)."""
     records = replay.history() if replay is not None else None
     if (records is None or session.get_bind().dialect.name != "postgresql"
             or any(r[3].tzinfo is None for r in records)):
         return None
-    stored = (await session.execute(select(func.count()).select_from(RECORD))).scalar()
+    if stored is None:
+        stored = await _stored(session)
     if stored != len(records):
         return None
     grouped: dict[tuple[str, str], list] = defaultdict(list)
@@ -586,6 +606,10 @@ HISTORY_SQL = ("SELECT site_id, programme, applies_from, reported_at, tool, stag
                "FROM reports_stage_record ORDER BY site_id, programme")
 
 
+async def _stored(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(RECORD))).scalar_one()
+
+
 async def rebuild_from_history(db: Database, horizon: Horizon,
                                replay: Replay | None = None) -> int:
     """Re-derive every fact from reports' own copy of the events (register + stage history).
@@ -593,9 +617,24 @@ async def rebuild_from_history(db: Database, horizon: Horizon,
     One transaction: readers keep the old facts until it commits, so the swap is atomic.
     ``replay``: the bulk replay that just filled this (fresh) database (see ``derive_all``);
     the facts' key is then rebuilt in this transaction, so a reader waits for its commit.
+    The inbox's and the records' indexes that replay left (``Replay.apply_all``'s
+    ``indexes_now``) are built meanwhile on two more connections, PostgreSQL working while
+    this process derives (the rebuild from the broker: 0.18 s of 3.6 it waited before).
+    The records are counted first, in a transaction of their own: the build locks the
+    table, and the derivation reads it again only for the latest returns, where it waits.
     """
-    async with db.transaction() as session:
-        return await derive_all(session, horizon, replay)
+    stored, building = None, None
+    if replay is not None and replay.unbuilt:
+        async with db.session() as session:
+            stored = await _stored(session)
+        building = asyncio.ensure_future(replay.build_indexes(db))
+    try:
+        async with db.transaction() as session:
+            with frozen_heap():
+                return await _derive_all(session, horizon, replay, stored)
+    finally:
+        if building is not None:
+            await building
 
 
 async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
@@ -637,7 +676,7 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     replayer = Replay(horizon)
     await reader.start()
     try:
-        applied = await replayer.apply_all(db, batches())
+        applied = await replayer.apply_all(db, batches(), indexes_now=False)
     finally:
         await reader.stop()
     await rebuild_from_history(db, horizon, replayer)

@@ -383,6 +383,48 @@ async def test_after_a_bulk_replay_the_facts_come_from_its_memory_with_indexes_r
     await same_as_one_replay(db, events, await migrated(tmp_path, postgres.create_database()))
 
 
+async def test_indexes_a_replay_left_are_built_while_the_facts_are_derived(tmp_path,
+                                                                           postgres):
+    """PostgreSQL, ``indexes_now=False`` (the rebuild from the broker): after the last chunk
+    the inbox and the records have no keys yet (a replay refuses the database), and
+    ``rebuild_from_history`` builds them beside the derivation: every index back as the
+    migrations made it, the facts as from one replay."""
+    events = rebuild.canonical(EVENTS)
+    db = await migrated(tmp_path, postgres.create_database())
+    want_indexes = await indexes(db)
+    replayer = rebuild.Replay(HORIZON)
+    assert await replayer.apply_all(db, [events[:5], events[5:]], indexes_now=False) == len(
+        EVENTS)
+    left = {i[1] for i in want_indexes} - {i[1] for i in await indexes(db)}
+    assert left == {"inbox_pkey", "ix_inbox_processed_at", "reports_stage_record_pkey",
+                    "ix_reports_stage_record_series"}
+    with pytest.raises(RuntimeError, match="did not finish"):
+        await rebuild.Replay(HORIZON).apply_all(db, [events])
+    assert await rebuild.rebuild_from_history(db, HORIZON, replayer) == 17
+    assert await indexes(db) == want_indexes
+    await same_as_one_replay(db, events, await migrated(tmp_path, postgres.create_database()))
+
+
+async def test_a_duplicate_written_before_the_indexes_are_built_fails_the_rebuild(
+        tmp_path, postgres):
+    """Another writer's duplicate, found when the keys a replay left come back, fails
+    ``rebuild_from_history`` (the inbox stays without its key: the database is refused)."""
+    from sqlalchemy import text
+
+    events = rebuild.canonical(EVENTS)
+    db = await migrated(tmp_path, postgres.create_database())
+    replayer = rebuild.Replay(HORIZON)
+    await replayer.apply_all(db, [events], indexes_now=False)
+    async with db.transaction() as s:
+        await s.execute(text("INSERT INTO inbox VALUES (:c, :e, now())"),
+                        {"c": rebuild.CONSUMER, "e": events[0].id})
+    with pytest.raises(Exception, match="unique|duplicate"):
+        await rebuild.rebuild_from_history(db, HORIZON, replayer)
+    with pytest.raises(RuntimeError, match="did not finish"):
+        await rebuild.Replay(HORIZON).apply_all(db, [events])
+    await db.dispose()
+
+
 async def test_a_record_the_replay_did_not_write_sends_the_derivation_back_to_the_table(
         tmp_path, make_url):
     """The replay's memory is used only when it is the whole table: a record written beside
