@@ -222,10 +222,9 @@ async def populate(ctx: Context) -> dict[str, Any]:
             replay = rb.Replay(horizon)
             await replay.apply_all(
                 db, (envs[i:i + 5000] for i in range(0, len(envs), 5000)), progress=count,
-                stop=over_budget)
+                stop=over_budget, indexes_now=False)   # as the rebuild command from the bus
             replay_s = time.perf_counter() - start
-            async with db.transaction() as session:
-                await rb.derive_all(session, horizon, replay)
+            await rb.rebuild_from_history(db, horizon, replay)   # the indexes built meanwhile
             total = time.perf_counter() - start
             client_cpu = time.process_time() - cpu[0]
         finally:
