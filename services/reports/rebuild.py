@@ -10,7 +10,8 @@ database can keep consuming where it left off.
 Into fresh tables a ``Replay`` is a bulk load (see its docstring): ids deduped in memory, each
 chunk prepared (validated, made into rows) while the one before is written, rows appended by
 COPY, the inbox's and the records' indexes built once at the end on PostgreSQL (two tables
-at once); ``derive_all`` streams the facts into COPY as it derives them, and handed that
+at once, while ``rebuild_from_history`` derives when the replay leaves them to it);
+``derive_all`` streams the facts into COPY as it derives them, and handed that
 replay (``derive_all(session, horizon, replay)``) takes the histories from its memory and
 builds the facts' primary key once after the load. The result is the same database,
 indexes included, as the chunk-by-chunk path over tables with history.
@@ -648,10 +649,11 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     join) reads every partition from the earliest retained record up to where it ended when
     the replay started (``Reader.caught_up``), so a replay under live traffic ends too. The
     batches read feed ``Replay.apply_all`` as they arrive (the bulk, pipelined path the
-    ``rebuild`` benchmark measures), each event validated once, as it is read, and the facts are
-    derived from the replay's memory. Nothing is committed anywhere: a rebuild does not
-    resume; run it again into a fresh database. ``total`` is told, once, how many messages
-    the replay will read (a progress bar's total), as soon as every partition's end is known.
+    ``rebuild`` benchmark measures), each event validated once, as it is read, and the facts
+    are derived from the replay's memory while the keys the load deferred are built. Nothing
+    is committed anywhere: a rebuild does not resume; run it again into a fresh database.
+    ``total`` is told, once, how many messages the replay will read (a progress bar's
+    total), as soon as every partition's end is known.
     """
     reader = bus.reader(list(topics.ALL_TOPICS))
     unreadable = fetched = 0
