@@ -11,6 +11,7 @@ from shared.events.observations import ObservationRecorded, ObservationSetWithdr
 from shared.events.scores import DeteriorationFlagged, ScoreComputed, ScoreWithdrawn
 from shared.events.sites import SiteClosed, SiteRegistered, SiteUpdated
 from shared.events.stages import StageChanged
+from shared.migrations import upgrade
 from shared.quarters import Quarter
 from shared.settings import load_settings
 
@@ -151,6 +152,15 @@ async def view(rt, level: str = "site", qn: int = Q3, *, tool: str = "*",
                         r["complete_news2"]["denominator"], r["complete_news2"]["numerator"],
                         *r["risk"].values(), r["red_scores"], r["flags"],
                         r["claim_mismatches"]) for r in rows}
+
+
+async def migrated_to(tmp_path, request, dialect: str, revision: str):
+    """A reports runtime on SQLite or PostgreSQL (``dialect``) with its migrations run up to
+    ``revision`` (a migration test's starting point)."""
+    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
+    runtime = reports_runtime(tmp_path, url)
+    await upgrade(runtime.db, runtime.migrations, revision)
+    return runtime
 
 
 async def downgrade(runtime, revision: str) -> None:

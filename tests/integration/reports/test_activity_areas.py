@@ -24,6 +24,7 @@ from tests.integration.reports.support import (
     T1,
     T2,
     deliver,
+    migrated_to,
     observation,
     reports_runtime,
     score,
@@ -164,9 +165,7 @@ async def test_the_migration_carries_existing_activity_over(tmp_path, request, d
     """0011 on a database at 0010: each row takes the register's codes (the site's events
     said QHL; the register says QJK) and counts its residents with a standing set, and the
     roll-ups are summed."""
-    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
-    runtime = reports_runtime(tmp_path, url)
-    await upgrade(runtime.db, runtime.migrations, "0010")
+    runtime = await migrated_to(tmp_path, request, dialect, "0010")
     async with runtime.db.transaction() as s:
         await s.execute(text(
             "INSERT INTO reports_site (site_id, icb_code, psc_code, region, revision) "

@@ -28,6 +28,7 @@ from tests.integration.reports.support import (
     T2,
     deliver,
     downgrade,
+    migrated_to,
     observation,
     reports_runtime,
     score,
@@ -191,9 +192,7 @@ async def test_an_add_waits_for_a_tool_change_and_then_counts_under_the_new_tool
 async def test_the_migration_rolls_existing_activity_up_per_tool(tmp_path, request, dialect):
     """0015 on a database with activity and facts: the roll-ups per tool are summed from
     them (1-A and 1-B name NEWS2, 1-C RESTORE2 in another programme, 1-D no tool)."""
-    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
-    runtime = reports_runtime(tmp_path, url)
-    await upgrade(runtime.db, runtime.migrations, "0014")
+    runtime = await migrated_to(tmp_path, request, dialect, "0014")
     async with runtime.db.transaction() as s:
         await s.execute(text(
             "INSERT INTO reports_activity (site_id, qn, icb_code, psc_code, observation_sets,"

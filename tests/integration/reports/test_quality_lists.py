@@ -24,8 +24,8 @@ from tests.integration.reports.support import (
     T2,
     deliver,
     downgrade,
+    migrated_to,
     observation,
-    reports_runtime,
     site,
     stage,
     updated,
@@ -102,9 +102,7 @@ async def test_the_migration_keeps_the_lists_of_quarters_with_activity(tmp_path,
     """0016 on a database with facts in Q3 and Q4 and activity in Q3 only: Q3's lists are
     kept (1-A at stage 6 without observations; 1-C observed, at stage 2; 1-D observed with no
     fact, at 0 and unregistered; 1-B observed at stage 5 is on neither), Q4's are not."""
-    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
-    runtime = reports_runtime(tmp_path, url)
-    await upgrade(runtime.db, runtime.migrations, "0015")
+    runtime = await migrated_to(tmp_path, request, dialect, "0015")
     async with runtime.db.transaction() as s:
         await s.execute(text(
             "INSERT INTO reports_site (site_id, icb_code, psc_code, region, revision) "

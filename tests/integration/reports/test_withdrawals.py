@@ -20,8 +20,8 @@ from tests.integration.reports.support import (
     deliver,
     downgrade,
     flag,
+    migrated_to,
     observation,
-    reports_runtime,
     score,
     score_withdrawal,
     view,
@@ -129,9 +129,7 @@ async def test_the_migration_gives_existing_residents_one_set_and_back(tmp_path,
                                                                         dialect):
     """0010 on a database with residents observed: each row gets 1 standing set (a rebuild
     restores exact counts); the downgrade keeps only residents still observed."""
-    url = request.getfixturevalue("pg_url") if dialect == "postgres" else None
-    runtime = reports_runtime(tmp_path, url)
-    await upgrade(runtime.db, runtime.migrations, "0009")
+    runtime = await migrated_to(tmp_path, request, dialect, "0009")
     async with runtime.db.transaction() as s:
         await s.execute(text("INSERT INTO reports_activity (site_id, qn, icb_code, psc_code, "
                              "observation_sets) VALUES ('1-A', 8090, 'QJK', 'SW', 2)"))
