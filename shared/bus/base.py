@@ -39,6 +39,14 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = field(default=())
 
 
+Share = tuple[int, int]   # (i, n): the partitions numbered i modulo n
+WHOLE: Share = (0, 1)
+
+
+def in_share(partition: int, share: Share) -> bool:
+    return partition % share[1] == share[0]
+
+
 class Consumer(ABC):
     @abstractmethod
     async def start(self) -> None: ...
@@ -60,8 +68,13 @@ class Consumer(ABC):
 
 
 class Reader(Consumer):
-    """A consumer for a replay (``Bus.reader``): every partition from the earliest retained
-    record, no group, nothing committed."""
+    """A consumer for a replay (``Bus.reader``): every partition of its share from the
+    earliest retained record, no group, nothing committed."""
+
+    @abstractmethod
+    def partition_counts(self) -> dict[str, int]:
+        """Partitions per topic (the topics' own names, as given to ``Bus.reader``), all of
+        them, not only the share's; known once started."""
 
     @abstractmethod
     async def remaining(self) -> int | None:
@@ -104,10 +117,13 @@ class Bus(ABC):
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 
     @abstractmethod
-    def reader(self, topics: Sequence[str]) -> Reader:
+    def reader(self, topics: Sequence[str], share: Share = WHOLE) -> Reader:
         """Every partition of ``topics`` from the beginning, for a replay: no group to join
         (on Kafka a group's first join took ~3 s of a national rebuild's ~9), nothing
-        committed (``commit`` does nothing)."""
+        committed (``commit`` does nothing). ``share`` (i, n): only the partitions whose
+        number is i modulo n, so n readers split the topics between them; when every topic
+        has as many partitions, a key's records on every topic go to the same reader (the
+        partitioner maps a key to the same partition number)."""
 
 
 def last_per_partition(messages: Sequence[Message]) -> dict[tuple[str, int], int]:

@@ -15,6 +15,7 @@ import functools
 import logging
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -33,7 +34,17 @@ from aiokafka.errors import (
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from shared.bus.base import Bus, Consumer, Message, Reader, Record, last_per_partition
+from shared.bus.base import (
+    WHOLE,
+    Bus,
+    Consumer,
+    Message,
+    Reader,
+    Record,
+    Share,
+    in_share,
+    last_per_partition,
+)
 
 log = logging.getLogger("mandet.bus")
 BROKER_AWAY = (KafkaTimeoutError, KafkaUnavailableError, KafkaConnectionError, NodeNotReadyError,
@@ -222,9 +233,9 @@ class KafkaBus(Bus):
         return _KafkaConsumer(self.bootstrap, group, tuple(topics), self._client_id, self.prefix,
                               self.session_timeout_ms, self.fetch_max_wait_ms)
 
-    def reader(self, topics: Sequence[str]) -> Reader:
+    def reader(self, topics: Sequence[str], share: Share = WHOLE) -> Reader:
         return _KafkaReader(self.bootstrap, "", tuple(topics), self._client_id, self.prefix,
-                            self.session_timeout_ms, self.fetch_max_wait_ms)
+                            self.session_timeout_ms, self.fetch_max_wait_ms, share=share)
 
 
 def _failed(exc: BaseException) -> asyncio.Future[None]:
@@ -323,6 +334,10 @@ class _KafkaReader(_KafkaConsumer, Reader):
     holding 40 records, once per produced batch), which would end a replay early.
     """
 
+    def __init__(self, *args: Any, share: Share = WHOLE) -> None:
+        super().__init__(*args)
+        self.share = share
+
     async def start(self) -> None:
         options = {**self._options, "group_id": None}
         for key in ("session_timeout_ms", "heartbeat_interval_ms"):
@@ -330,9 +345,14 @@ class _KafkaReader(_KafkaConsumer, Reader):
         self._consumer = AIOKafkaConsumer(**options)
         await self._consumer.start()
         await self._consumer.topics()   # metadata of every topic, partitions included
-        self._consumer.assign([TopicPartition(t, p) for t in self._topics
-                               for p in sorted(self._consumer.partitions_for_topic(t) or ())])
+        self._counts = {t: sorted(self._consumer.partitions_for_topic(t) or ())
+                        for t in self._topics}
+        self._consumer.assign([TopicPartition(t, p) for t, ps in self._counts.items()
+                               for p in ps if in_share(p, self.share)])
         self._ends: dict[TopicPartition, int] = {}
+
+    def partition_counts(self) -> dict[str, int]:
+        return {t[len(self._prefix):]: len(ps) for t, ps in self._counts.items()}
 
     async def commit(self, messages: Sequence[Message]) -> None:
         """Nothing to commit to: a reader has no group."""

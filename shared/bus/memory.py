@@ -12,7 +12,17 @@ import asyncio
 import zlib
 from collections.abc import Sequence
 
-from shared.bus.base import Bus, Consumer, Message, Reader, Record, last_per_partition
+from shared.bus.base import (
+    WHOLE,
+    Bus,
+    Consumer,
+    Message,
+    Reader,
+    Record,
+    Share,
+    in_share,
+    last_per_partition,
+)
 
 
 class _Partition:
@@ -60,9 +70,9 @@ class MemoryBus(Bus):
             self._groups.setdefault(t, set()).add(group)
         return _MemoryConsumer(self, group, tuple(topics))
 
-    def reader(self, topics: Sequence[str]) -> Reader:
+    def reader(self, topics: Sequence[str], share: Share = WHOLE) -> Reader:
         """From the oldest retained record; no group, so it never holds back trimming."""
-        return _MemoryReader(self, "", tuple(topics))
+        return _MemoryReader(self, "", tuple(topics), share)
 
     def committed(self, group: str, topic: str, partition: int) -> int:
         parts = self._topic(topic)
@@ -135,8 +145,15 @@ class _MemoryConsumer(Consumer):
 
 
 class _MemoryReader(_MemoryConsumer, Reader):
+    def __init__(self, bus: MemoryBus, group: str, topics: tuple[str, ...],
+                 share: Share = WHOLE) -> None:
+        super().__init__(bus, group, topics)
+        self._share = share
+
     async def start(self) -> None:
         await super().start()
+        self._position = {tp: at for tp, at in self._position.items()
+                          if in_share(tp[1], self._share)}
         self._ends = {(t, p): self._bus._topic(t)[p].end for t, p in self._position}
 
     async def commit(self, messages: Sequence[Message]) -> None:
@@ -144,3 +161,6 @@ class _MemoryReader(_MemoryConsumer, Reader):
 
     async def remaining(self) -> int | None:
         return sum(max(0, end - self._position[tp]) for tp, end in self._ends.items())
+
+    def partition_counts(self) -> dict[str, int]:
+        return dict.fromkeys(self._topics, self._bus.partitions)

@@ -240,3 +240,28 @@ async def test_kafka_many_batches_keep_order_and_a_too_large_record_fails_alone(
     finally:
         await consumer.stop()
     assert [m.value[:6] for m in got] == [f"{i:06d}".encode() for i in range(1200)]
+
+
+async def test_readers_sharing_the_partitions_read_each_record_once_between_them(bus):
+    """``share`` (i, n): partitions numbered i modulo n; n readers split a topic, a key's
+    records all on one reader, in publish order; every reader knows the topic's size."""
+    await bus.publish(records(bus.test_topic, 20, 10))
+    shares = [bus.reader([bus.test_topic], share=(i, 2)) for i in range(2)]
+    got: list[list[Message]] = []
+    for reader in shares:
+        await reader.start()
+        assert reader.partition_counts() == {bus.test_topic: PARTITIONS}
+        read: list[Message] = []
+        while not await reader.caught_up():
+            read.extend(await reader.getmany(max_records=7, timeout=0.5))
+        await reader.stop()
+        got.append(read)
+    assert {m.partition for m in got[0]} == {0, 2}   # of PARTITIONS = 3
+    assert {m.partition for m in got[1]} == {1}
+    assert sorted(m.value for part in got for m in part) == sorted(
+        r.value for r in records(bus.test_topic, 20, 10))
+    for k in range(20):
+        holders = [part for part in got if any(m.key == f"k{k}" for m in part)]
+        assert len(holders) == 1
+        assert [m.value for m in holders[0] if m.key == f"k{k}"] == [
+            f"k{k}:{i}".encode() for i in range(10)]
