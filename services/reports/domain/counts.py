@@ -31,15 +31,38 @@ def deltas(programme: str, removed: Iterable[Mapping[str, Any]],
             for (qn, level, code, tool, stage), n in sorted(net.items()) if n]
 
 
-def totals(facts: Mapping[tuple[str, str, str, str], Iterable[tuple[int, str | None, int]]]
+Area = tuple[str, str, str, str]   # (programme, icb_code, psc_code, region)
+Counted = dict[Area, Counter]   # per area: (qn, tool, stage) -> sites
+
+
+def totals(facts: Mapping[Area, Iterable[tuple[int, str | None, int]]]
            ) -> list[tuple[str, int, str, str, str, int, int]]:
     """Counter rows (programme, qn, level, code, tool, stage, sites) counting these facts: a
     GROUP BY of the facts at every level. Facts come grouped by (programme, icb_code,
     psc_code, region), each as (qn, tool, stage), so they are counted per area first (far
     fewer keys than facts) and only those counts are rolled up to the four levels."""
+    return rolled_up(counted(facts))
+
+
+def counted(facts: Mapping[Area, Iterable[tuple[int, str | None, int]]]) -> Counted:
+    """The facts counted per area (``totals``' first step). Counts of disjoint sets of sites
+    add up (``merged``): processes that derived different sites' facts send these."""
+    return {area: Counter(quarters) for area, quarters in facts.items()}
+
+
+def merged(parts: Iterable[Counted]) -> Counted:
+    out: Counted = {}
+    for part in parts:
+        for area, counts in part.items():
+            out.setdefault(area, Counter()).update(counts)
+    return out
+
+
+def rolled_up(per_area: Mapping[Area, Counter]) -> list[tuple[str, int, str, str, str, int, int]]:
+    """``totals`` of facts already ``counted``."""
     net: Counter[tuple[str, int, str, str, str, int]] = Counter()
-    for (programme, icb, psc, region), quarters in facts.items():
-        for (qn, tool, stage), n in Counter(quarters).items():
+    for (programme, icb, psc, region), quarters in per_area.items():
+        for (qn, tool, stage), n in quarters.items():
             for level, code in (("national", NATIONAL), ("region", region), ("psc", psc),
                                 ("icb", icb)):
                 net[(programme, qn, level, code, tool or "", stage)] += n

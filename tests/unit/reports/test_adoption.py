@@ -129,3 +129,21 @@ def test_count_totals_of_a_rebuild_are_hand_counted_per_level():
         ("q", 8091, "icb", "QJK", "NEWS2", 3, 1), ("q", 8091, "national", "ENG", "NEWS2", 3, 1),
         ("q", 8091, "psc", "SW", "NEWS2", 3, 1),
         ("q", 8091, "region", "South West", "NEWS2", 3, 1)]
+
+
+def test_counts_of_two_sets_of_sites_merge_into_the_counts_of_all():
+    """Two workers derive different sites' facts; their per-area counts add up."""
+    from collections import Counter
+
+    from services.reports.domain.counts import counted, merged, rolled_up
+
+    area, other = ("p", "QJK", "SW", "South West"), ("p", "QHL", "SW", "South West")
+    first = counted({area: [(8091, "NEWS2", 3), (8092, "NEWS2", 5)]})
+    second = counted({area: [(8091, "NEWS2", 3)], other: [(8091, None, 7)]})
+    both = merged([first, second])
+    assert both == {area: Counter({(8091, "NEWS2", 3): 2, (8092, "NEWS2", 5): 1}),
+                    other: Counter({(8091, None, 7): 1})}
+    assert first[area][(8091, "NEWS2", 3)] == 1   # the parts are left as they were
+    assert [r for r in rolled_up(both) if r[2] == "national"] == [
+        ("p", 8091, "national", "ENG", "", 7, 1), ("p", 8091, "national", "ENG", "NEWS2", 3, 2),
+        ("p", 8092, "national", "ENG", "NEWS2", 5, 1)]
