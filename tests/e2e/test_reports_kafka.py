@@ -96,7 +96,11 @@ async def national_q3(runtime):
     return row
 
 
-async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, broker, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, broker, tmp_path,
+                                                                   workers):
+    """The live views, then a replay of the same topics into a fresh database: in one
+    process, and split between two forked workers (partitions 0 and 2, and 1)."""
     prefix = f"r{uuid.uuid4().hex[:8]}."
     events = [site("1-A"), site("1-B"), site("1-C", "QHL"),
               stage("1-A", 3, date(2022, 5, 1)), stage("1-B", 7, date(2022, 8, 1)),
@@ -129,7 +133,7 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
         fresh = Database(postgres.create_database())
         await upgrade(fresh, runtime.migrations)
         applied, skipped = await rebuild.replay_from_bus(
-            bus, fresh, Horizon.of(FIRST, lambda: CLOCK))
+            bus, fresh, Horizon.of(FIRST, lambda: CLOCK), workers=workers)
         assert (applied, skipped) == (len(events), 0)
         async with fresh.session() as a, runtime.db.session() as b:
             got = sorted(map(tuple, (await a.execute(select(FACT))).all()))
