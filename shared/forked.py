@@ -9,8 +9,10 @@ loop has rules, which the child follows here:
   child (3.12 does), so ``asyncio.run`` would refuse; the reset is done here;
 - it builds its own clients (connections, consumers) from the arguments and never uses the
   parent's: their sockets are shared with the parent;
-- it freezes the heap it inherited (``gc.freeze``): the collector never walks, and so never
-  copies, the parent's pages;
+- it runs no cyclic collection (``gc.disable``): the collector would walk, and so copy, the
+  parent's pages; a worker's work is bounded, and what cyclic garbage it makes is dropped
+  with the process (freezing the inherited heap instead made every ``gc.get_freeze_count``,
+  which walks the frozen objects, cost 0.05-0.1 s in a child of the benchmark's process);
 - it ends with ``os._exit`` (``multiprocessing``), so nothing inherited is closed or flushed
   from the child.
 
@@ -89,7 +91,7 @@ def _receive(i: int, pipe: Connection, process: Any, result: asyncio.Future,
 
 
 def _child(work: Work, arg: Any, pipe: Connection) -> None:
-    gc.freeze()
+    gc.disable()
     asyncio.events._set_running_loop(None)   # the parent's, inherited (see the module doc)
     signal.set_wakeup_fd(-1)
     try:
