@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
+from typing import Protocol
 
 from sqlalchemy import delete, func, select, text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -690,10 +692,12 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     ``workers`` (default: one per core): into fresh PostgreSQL tables, that many forked
     processes share the partitions between them (``_replay_split``); one replays alone.
     """
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = _workers(workers)
     if workers > 1 and db.dialect == "postgresql":
-        split = await _replay_split(bus, db, horizon, workers, batch_size, wait_seconds,
-                                    progress, total)
+        n = await _shares_of_topics(bus, workers)
+        feeds = [_BusFeed(bus.reader(list(topics.ALL_TOPICS), share=(i, n)), batch_size,
+                          wait_seconds) for i in range(n)]
+        split = await _replay_split(db, horizon, feeds, progress, total) if n > 1 else None
         if split is not None:
             return split
     reader, read = bus.reader(list(topics.ALL_TOPICS)), _Read()
@@ -707,6 +711,56 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
         await reader.stop()
     await rebuild_from_history(db, horizon, replayer)
     return applied, read.unreadable + replayer.unreadable
+
+
+async def replay_envelopes(db: Database, horizon: Horizon, envelopes: Sequence[Envelope], *,
+                           workers: int | None = None,
+                           progress: Callable[[int], None] | None = None) -> int:
+    """``replay_from_bus`` from decoded events instead of a broker (the engine alone: the
+    ``rebuild`` benchmarks): into `db` (fresh), every fact derived; returns events applied.
+    Split between ``workers`` forked processes by a hash of each event's site (of its key,
+    ``subject``, if it names none), so, unlike the broker's partitions (activity is keyed by
+    resident), no two workers add to one site's activity counters and wait on each other's
+    row locks; else replayed in one, ``CHUNK`` events at a time."""
+    workers = _workers(workers)
+    if workers > 1 and db.dialect == "postgresql":
+        shares: list[list[Envelope]] = [[] for _ in range(workers)]
+        for envelope in envelopes:
+            data = envelope.data
+            site = (data.get("site_id") if isinstance(data, dict)
+                    else getattr(data, "site_id", None)) or envelope.subject
+            shares[zlib.crc32(site.encode()) % workers].append(envelope)
+        split = await _replay_split(db, horizon, [_ListFeed(share) for share in shares],
+                                    progress, None)
+        if split is not None:
+            return split[0]
+    replay = Replay(horizon)
+    applied = await replay.apply_all(
+        db, (envelopes[i:i + CHUNK] for i in range(0, len(envelopes), CHUNK)), progress,
+        indexes_now=False)
+    await rebuild_from_history(db, horizon, replay)
+    return applied
+
+
+CHUNK = 5000   # events a transaction, replaying decoded events
+
+
+def _workers(workers: int | None) -> int:
+    """Replay processes: one per core unless told."""
+    return (os.cpu_count() or 1) if workers is None else workers
+
+
+async def _shares_of_topics(bus: Bus, workers: int) -> int:
+    """Into how many shares the topics split (``Bus.reader``'s ``share``) for ``workers``:
+    as many as the partitions allow when every topic has as many (a site's events are then
+    on one partition number everywhere), else 1."""
+    probe = bus.reader(list(topics.ALL_TOPICS))
+    await probe.start()
+    try:
+        sizes = set(probe.partition_counts().values())
+    finally:
+        await probe.stop()
+    return min(workers, *sizes) if len(sizes) == 1 else 1
 
 
 @dataclass
@@ -738,15 +792,14 @@ async def _envelopes(reader: Reader, read: _Read, batch_size: int, wait_seconds:
         yield envelopes
 
 
-async def _replay_split(bus: Bus, db: Database, horizon: Horizon, workers: int,
-                        batch_size: int, wait_seconds: float,
+async def _replay_split(db: Database, horizon: Horizon, feeds: Sequence[_Feed],
                         progress: Callable[[int], None] | None,
                         total: Callable[[int], None] | None) -> tuple[int, int] | None:
-    """``replay_from_bus`` in forked processes (``shared.forked``), each reading a share of
-    every topic's partitions (``Bus.reader``'s ``share``), writing its events and then
-    deriving its own sites' facts; this process adds their counts up and derives the rest.
-    None (replay in one process instead) unless the tables are fresh and every topic has as
-    many partitions, at least two.
+    """A replay in forked processes (``shared.forked``), one per feed (a share of every
+    topic's partitions, ``Bus.reader``'s ``share``; or of decoded events, split alike), each
+    writing its events and then deriving its own sites' facts; this process adds their
+    counts up and derives the rest. Returns (applied, unreadable) as ``replay_from_bus``;
+    None (replay in one process instead) unless the tables are fresh.
 
     Why it is correct: a site's events (register, stages, and the activity counters it keys)
     are on one partition number of every topic (the key is the site id; the activity topics
@@ -762,15 +815,6 @@ async def _replay_split(bus: Bus, db: Database, horizon: Horizon, workers: int,
     A worker that fails stops the others and fails the rebuild, with the keys rebuilt
     (or missing, if another writer's duplicate stops them: refused, as a replay that died).
     """
-    probe = bus.reader(list(topics.ALL_TOPICS))
-    await probe.start()
-    try:
-        sizes = set(probe.partition_counts().values())
-    finally:
-        await probe.stop()
-    n = min(workers, *sizes) if len(sizes) == 1 else 1
-    if n < 2:
-        return None
     async with db.transaction() as session:
         if not await _keys_in_place(session):
             raise RuntimeError(UNFINISHED)
@@ -778,9 +822,8 @@ async def _replay_split(bus: Bus, db: Database, horizon: Horizon, workers: int,
             return None
         restore = await _defer_indexes(session)
         restore_derived = await _defer_indexes(session, DERIVED_TABLES, keys_only=True)
-    last = horizon.current_qn()
-    shares = [_Share(db.url, bus.reader(list(topics.ALL_TOPICS), share=(i, n)), horizon, last,
-                     batch_size, wait_seconds) for i in range(n)]
+    last, n = horizon.current_qn(), len(feeds)
+    shares = [_Share(db.url, feed, horizon, last) for feed in feeds]
     told: dict[int, int] = {}
 
     def noted(i: int, note: tuple[str, int]) -> None:
@@ -821,16 +864,60 @@ async def _replay_split(bus: Bus, db: Database, horizon: Horizon, workers: int,
     return sum(part.applied for part in parts), sum(part.unreadable for part in parts)
 
 
+class _Feed(Protocol):
+    """What a worker of ``_replay_split`` replays: its share of the events, a chunk at a
+    time, telling ``note`` ("read", n) and ("total", n) as ``replay_from_bus`` tells
+    ``progress`` and ``total``, and counting the unreadable in ``read``."""
+
+    def chunks(self, read: _Read, note: Callable[[tuple[str, int]], None]
+               ) -> AbstractAsyncContextManager[Chunks]: ...
+
+
+@dataclass
+class _BusFeed:
+    """A share of the topics' partitions (a reader not started: the worker starts it)."""
+
+    reader: Reader
+    batch_size: int
+    wait_seconds: float
+
+    @asynccontextmanager
+    async def chunks(self, read: _Read, note: Callable[[tuple[str, int]], None]
+                     ) -> AsyncIterator[Chunks]:
+        await self.reader.start()
+        try:
+            yield _envelopes(self.reader, read, self.batch_size, self.wait_seconds,
+                             lambda n: note(("read", n)), lambda n: note(("total", n)))
+        finally:
+            await self.reader.stop()
+
+
+@dataclass
+class _ListFeed:
+    """A share of decoded events (``replay_envelopes``)."""
+
+    envelopes: list[Envelope]
+
+    @asynccontextmanager
+    async def chunks(self, read: _Read, note: Callable[[tuple[str, int]], None]
+                     ) -> AsyncIterator[Chunks]:
+        note(("total", len(self.envelopes)))
+
+        def each() -> Iterator[list[Envelope]]:
+            for i in range(0, len(self.envelopes), CHUNK):
+                note(("read", len(self.envelopes[i:i + CHUNK])))
+                yield self.envelopes[i:i + CHUNK]
+        yield each()
+
+
 @dataclass
 class _Share:
     """What one worker of ``_replay_split`` is given (in its forked memory)."""
 
     url: str
-    reader: Reader   # not started: the worker starts it, on its own loop
+    feed: _Feed
     horizon: Horizon
     last: int   # the horizon's last quarter, as the parent saw it
-    batch_size: int
-    wait_seconds: float
 
 
 @dataclass
@@ -848,13 +935,8 @@ async def _replay_share(share: _Share, note: Callable[[tuple[str, int]], None]) 
     """A worker of ``_replay_split``: its share replayed, then its own sites' facts."""
     db, read, replay = Database(share.url, pool_size=3), _Read(), Replay.into_fresh(share.horizon)
     try:
-        await share.reader.start()
-        try:
-            applied = await replay.apply_all(db, _envelopes(
-                share.reader, read, share.batch_size, share.wait_seconds,
-                lambda n: note(("read", n)), lambda n: note(("total", n))))
-        finally:
-            await share.reader.stop()
+        async with share.feed.chunks(read, note) as chunks:
+            applied = await replay.apply_all(db, chunks)
         records, per_area = replay.history() or [], None
         if _aware(records):
             by_area: dict[Area, list] = defaultdict(list)

@@ -4,7 +4,8 @@ A generated history (registrations, moves, closures, stage returns in two progra
 observation sets and scores, one set withdrawn; duplicates and an unreadable message) is
 published to topics of four partitions, then replayed twice into fresh databases: in one
 process, and by three forked workers (partitions 0 and 3, 1, 2). Every reports table must be
-the same, every index back as the migrations made it.
+the same, every index back as the migrations made it. The same for the engine alone
+(``replay_envelopes``: decoded events, split by a hash of their keys).
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ async def test_a_worker_that_fails_fails_the_rebuild_and_the_keys_come_back(
 
     async def second_fails(share, note):  # noqa: ANN001, ANN202
         done = await real(share, note)
-        if share.reader.share == (1, 2):
+        if share.feed.reader.share == (1, 2):
             raise RuntimeError("the second worker's database went away")
         return done
 
@@ -177,3 +178,24 @@ async def test_a_worker_that_fails_fails_the_rebuild_and_the_keys_come_back(
     finally:
         await db.dispose()
         await bus.stop()
+
+
+async def test_the_engine_split_between_workers_equals_it_in_a_single_process(postgres, tmp_path):
+    """``replay_envelopes``, decoded events (duplicates included) shared out by key."""
+    rnd = random.Random(8)
+    events = history(rnd)
+    delivered = rebuild.canonical(events + rnd.sample(events, 30))
+    got = []
+    for workers in (1, 3):
+        db = await fresh_database(postgres, tmp_path)
+        seen: list[int] = []
+        applied = await rebuild.replay_envelopes(db, HORIZON, delivered, workers=workers,
+                                                 progress=seen.append)
+        got.append((applied, sum(seen), await tables(db), await indexes(db)))
+        await db.dispose()
+    single, split = got
+    assert single[:2] == split[:2] == (len(events), len(delivered))
+    for name, rows in single[2].items():
+        assert split[2][name] == rows, name
+    assert single[2]["reports_stage_fact"] and single[2]["reports_activity"]
+    assert split[3] == single[3]
