@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--into", default=None, help="fresh database URL for --from bus")
     rebuild.add_argument("--swap", action="store_true",
                          help="move the rebuilt SQLite file over the live one (service stopped)")
+    rebuild.add_argument("--workers", type=int, default=None,
+                         help="--from bus into PostgreSQL: processes sharing the partitions "
+                              "(default: one per CPU this process may use)")
     rebuild.set_defaults(func=_rebuild_reports)
 
     demo = sub.add_parser("demo", help="fill a running platform with a simulated year")
@@ -167,7 +170,8 @@ def _sites_load(args: argparse.Namespace) -> None:
 def _rebuild_reports(args: argparse.Namespace) -> None:
     from services.reports.rebuild_command import run
 
-    print(run(load_settings("reports"), source=args.source, into=args.into, swap=args.swap))
+    print(run(load_settings("reports"), source=args.source, into=args.into, swap=args.swap,
+              workers=args.workers))
 
 
 def _demo(args: argparse.Namespace) -> None:

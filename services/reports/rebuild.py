@@ -746,8 +746,11 @@ CHUNK = 5000   # events a transaction, replaying decoded events
 
 
 def _workers(workers: int | None) -> int:
-    """Replay processes: one per core unless told."""
-    return (os.cpu_count() or 1) if workers is None else workers
+    """Replay processes: unless told, one per CPU this process may run on (its affinity:
+    a container pinned to two of the host's cores gets two)."""
+    if workers is not None:
+        return workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 async def _shares_of_topics(bus: Bus, workers: int) -> int:

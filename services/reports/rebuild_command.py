@@ -3,7 +3,8 @@
 ``--from history`` (default, any deployment): re-derive every fact from reports' own copy of
 the events, in one transaction, so readers switch from the old facts to the new at commit.
 ``--from bus``: replay every topic from the earliest retained record (Kafka; a reader, no
-consumer group) up to where it ended when the replay began, into a fresh database, derive the
+consumer group) up to where it ended when the replay began, into a fresh database (PostgreSQL:
+``--workers`` forked processes share the partitions, one per CPU by default), derive the
 facts there, then swap: ``--swap`` moves a SQLite file over the live one; otherwise point
 ``REPORTS_DATABASE_URL`` at the new one. Stop the reports worker first (deploy/README.md says
 why).
@@ -28,10 +29,11 @@ from shared.migrations import upgrade
 from shared.runtime import make_bus
 
 
-def run(settings, *, source: str, into: str | None = None, swap: bool = False) -> str:  # noqa: ANN001
+def run(settings, *, source: str, into: str | None = None, swap: bool = False,  # noqa: ANN001
+        workers: int | None = None) -> str:
     """Run a rebuild; returns a one-line summary."""
     return asyncio.run(_from_history(settings) if source == "history"
-                       else _from_bus(settings, into, swap))
+                       else _from_bus(settings, into, swap, workers))
 
 
 async def _from_history(settings) -> str:  # noqa: ANN001
@@ -45,7 +47,8 @@ async def _from_history(settings) -> str:  # noqa: ANN001
     return f"rebuilt {facts} facts from reports' history in {time.perf_counter() - started:.1f} s"
 
 
-async def _from_bus(settings, into: str | None, swap: bool) -> str:  # noqa: ANN001
+async def _from_bus(settings, into: str | None, swap: bool,  # noqa: ANN001
+                    workers: int | None) -> str:
     if settings.bus != "kafka":
         raise SystemExit("--from bus needs MANDET_BUS=kafka (the memory bus keeps no history)")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -62,7 +65,7 @@ async def _from_bus(settings, into: str | None, swap: bool) -> str:  # noqa: ANN
                 bar.refresh()
 
             applied, skipped = await rebuild.replay_from_bus(
-                bus, db, _horizon(settings), progress=bar.update, total=total)
+                bus, db, _horizon(settings), workers=workers, progress=bar.update, total=total)
     finally:
         await bus.stop()
         await db.dispose()

@@ -181,3 +181,52 @@ def test_the_rebuild_command_from_the_bus_swaps_a_rebuilt_sqlite_file_in(broker,
             await runtime.db.dispose()
 
     assert asyncio.run(q3()) == (2, (0, 0, 0, 1, 0, 0, 0, 1))
+
+
+def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers(
+        postgres, broker, tmp_path, monkeypatch):
+    """``mandet rebuild-reports --from bus --into postgresql://... --workers 2``: the
+    partitions shared between two processes; the summary points the service at the new
+    database, whose views hold every event."""
+    from services.reports import rebuild_command
+
+    forked: list[int] = []
+    real = rebuild.run_forked
+
+    async def counting(work, args, on_note):  # noqa: ANN001, ANN202 - the real one, counted
+        forked.append(len(args))
+        return await real(work, args, on_note)
+
+    monkeypatch.setattr(rebuild, "run_forked", counting)
+    prefix = f"w{uuid.uuid4().hex[:8]}."
+    events = [site("1-A"), site("1-B"), site("1-C", "QHL"), stage("1-A", 3, date(2022, 5, 1)),
+              stage("1-B", 7, date(2022, 8, 1)), stage("1-C", 5, date(2022, 6, 1), icb="QHL")]
+
+    async def publish() -> None:
+        bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
+                       topics=list(set(TOPIC.values())), topic_prefix=prefix)
+        await bus.start()
+        try:
+            records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
+            assert all(r is None for r in await bus.publish(records))
+        finally:
+            await bus.stop()
+
+    asyncio.run(publish())
+    target = postgres.create_database()
+    config = settings(f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}", broker, prefix,
+                      tmp_path)
+    summary = rebuild_command.run(config, source="bus", into=target, workers=2)
+    assert forked == [2]
+    assert summary.startswith("replayed 6 events (0 unreadable)")
+    assert summary.endswith(f"to use it: REPORTS_DATABASE_URL={target}")
+
+    async def q3() -> tuple:
+        runtime = bootstrap(settings(target, broker, prefix, tmp_path), clock=lambda: CLOCK)
+        try:
+            row = await national_q3(runtime)
+            return row.denominator, row.stages
+        finally:
+            await runtime.db.dispose()
+
+    assert asyncio.run(q3()) == (3, (0, 0, 0, 1, 0, 1, 0, 1))
