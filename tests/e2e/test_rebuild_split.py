@@ -120,18 +120,10 @@ async def indexes(db: Database) -> list[tuple]:
 
 
 async def test_a_rebuild_split_between_workers_equals_one_in_a_single_process(
-        postgres, broker, tmp_path, monkeypatch):
+        postgres, broker, tmp_path, forks):
     rnd = random.Random(6)
     events = history(rnd)
     bus = await published(broker, events, rnd)
-    forked: list[int] = []
-    real = rebuild.run_forked
-
-    async def counting(work, args, on_note):  # noqa: ANN001, ANN202 - the real one, counted
-        forked.append(len(args))
-        return await real(work, args, on_note)
-
-    monkeypatch.setattr(rebuild, "run_forked", counting)
     try:
         got = []
         for workers in (1, 3):
@@ -144,7 +136,7 @@ async def test_a_rebuild_split_between_workers_equals_one_in_a_single_process(
             await db.dispose()
     finally:
         await bus.stop()
-    assert forked == [3]   # the single replay forked nothing; the split one, three workers
+    assert forks == [3]   # the single replay forked nothing; the split one, three workers
     messages = len(events) + 30 + 1
     single, split = got
     assert single[:3] == split[:3] == ((len(events), 1), messages, [messages])
@@ -180,7 +172,8 @@ async def test_a_worker_that_fails_fails_the_rebuild_and_the_keys_come_back(
         await bus.stop()
 
 
-async def test_the_engine_split_between_workers_equals_it_in_a_single_process(postgres, tmp_path):
+async def test_the_engine_split_between_workers_equals_it_in_a_single_process(postgres, tmp_path,
+                                                                          forks):
     """``replay_envelopes``, decoded events (duplicates included) shared out by key."""
     rnd = random.Random(8)
     events = history(rnd)
@@ -193,6 +186,7 @@ async def test_the_engine_split_between_workers_equals_it_in_a_single_process(po
                                                  progress=seen.append)
         got.append((applied, sum(seen), await tables(db), await indexes(db)))
         await db.dispose()
+    assert forks == [3]
     single, split = got
     assert single[:2] == split[:2] == (len(events), len(delivered))
     for name, rows in single[2].items():

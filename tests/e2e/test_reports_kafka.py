@@ -184,20 +184,12 @@ def test_the_rebuild_command_from_the_bus_swaps_a_rebuilt_sqlite_file_in(broker,
 
 
 def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers(
-        postgres, broker, tmp_path, monkeypatch):
+        postgres, broker, tmp_path, forks):
     """``mandet rebuild-reports --from bus --into postgresql://... --workers 2``: the
     partitions shared between two processes; the summary points the service at the new
     database, whose views hold every event."""
     from services.reports import rebuild_command
 
-    forked: list[int] = []
-    real = rebuild.run_forked
-
-    async def counting(work, args, on_note):  # noqa: ANN001, ANN202 - the real one, counted
-        forked.append(len(args))
-        return await real(work, args, on_note)
-
-    monkeypatch.setattr(rebuild, "run_forked", counting)
     prefix = f"w{uuid.uuid4().hex[:8]}."
     events = [site("1-A"), site("1-B"), site("1-C", "QHL"), stage("1-A", 3, date(2022, 5, 1)),
               stage("1-B", 7, date(2022, 8, 1)), stage("1-C", 5, date(2022, 6, 1), icb="QHL")]
@@ -217,7 +209,7 @@ def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers
     config = settings(f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}", broker, prefix,
                       tmp_path)
     summary = rebuild_command.run(config, source="bus", into=target, workers=2)
-    assert forked == [2]
+    assert forks == [2]
     assert summary.startswith("replayed 6 events (0 unreadable)")
     assert summary.endswith(f"to use it: REPORTS_DATABASE_URL={target}")
 
