@@ -689,8 +689,9 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
     ``total`` is told, once, how many messages the replay will read (a progress bar's
     total), as soon as every partition's end is known.
 
-    ``workers`` (default: one per core): into fresh PostgreSQL tables, that many forked
-    processes share the partitions between them (``_replay_split``); one replays alone.
+    ``workers`` (default: one per CPU this process may use): into fresh PostgreSQL tables,
+    that many forked processes share the partitions between them (``_replay_split``); one
+    replays alone.
     """
     workers = _workers(workers)
     if workers > 1 and db.dialect == "postgresql":
@@ -799,10 +800,12 @@ async def _replay_split(db: Database, horizon: Horizon, feeds: Sequence[_Feed],
                         progress: Callable[[int], None] | None,
                         total: Callable[[int], None] | None) -> tuple[int, int] | None:
     """A replay in forked processes (``shared.forked``), one per feed (a share of every
-    topic's partitions, ``Bus.reader``'s ``share``; or of decoded events, split alike), each
+    topic's partitions, ``Bus.reader``'s ``share``; or of decoded events, by site), each
     writing its events and then deriving its own sites' facts; this process adds their
     counts up and derives the rest. Returns (applied, unreadable) as ``replay_from_bus``;
-    None (replay in one process instead) unless the tables are fresh.
+    None (replay in one process instead) unless the tables are fresh. Should the workers'
+    records not be the table's (another writer; an instant without its offset), the facts
+    are derived from the table instead, as ``derive_all`` does then.
 
     Why it is correct: a site's events (register, stages, and the activity counters it keys)
     are on one partition number of every topic (the key is the site id; the activity topics
@@ -908,8 +911,9 @@ class _ListFeed:
 
         def each() -> Iterator[list[Envelope]]:
             for i in range(0, len(self.envelopes), CHUNK):
-                note(("read", len(self.envelopes[i:i + CHUNK])))
-                yield self.envelopes[i:i + CHUNK]
+                chunk = self.envelopes[i:i + CHUNK]
+                note(("read", len(chunk)))
+                yield chunk
         yield each()
 
 

@@ -193,3 +193,29 @@ async def test_the_engine_split_between_workers_equals_it_in_a_single_process(po
         assert split[2][name] == rows, name
     assert single[2]["reports_stage_fact"] and single[2]["reports_activity"]
     assert split[3] == single[3]
+
+
+async def test_a_split_whose_records_lack_offsets_derives_from_the_table(postgres, tmp_path,
+                                                                        forks, monkeypatch):
+    """A return whose ``reported_at`` came without an offset: the workers cannot derive
+    from their memory (PostgreSQL reads such an instant back as it interprets it), so the
+    facts are derived from the table, as the single replay does; the same database."""
+    rnd = random.Random(9)
+    events = history(rnd) + [stage("1-0", 6, date(2022, 9, 1),
+                                   reported=datetime(2023, 4, 1, 12))]   # naive
+    from_table: list[bool] = []
+    real = rebuild._derive_all
+
+    async def derive_all(session, horizon, replay, stored=None):  # noqa: ANN001, ANN202
+        from_table.append(replay is None)
+        return await real(session, horizon, replay, stored)
+
+    monkeypatch.setattr(rebuild, "_derive_all", derive_all)
+    got = []
+    for workers in (3, 1):
+        db = await fresh_database(postgres, tmp_path)
+        await rebuild.replay_envelopes(db, HORIZON, rebuild.canonical(events), workers=workers)
+        got.append((await tables(db), await indexes(db)))
+        await db.dispose()
+    assert forks == [3] and from_table[0]
+    assert got[0] == got[1]
