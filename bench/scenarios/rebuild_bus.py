@@ -11,11 +11,12 @@ figure, same run).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from bench.core import Context, Row, Target, scenario
-from bench.scenarios.reports import history_envelopes, populate
+from bench.scenarios.reports import history_envelopes, own_cpu, populate, postgres_cpu
 from bench.scenarios.services import prefix_of
 from shared.bus.base import Record
 from shared.bus.kafka import KafkaBus
@@ -38,7 +39,10 @@ async def rebuild_bus(ctx: Context) -> list[Row]:
     row.figure, row.details = built["rate"], built
     row.note = (f"{built['applied']:,} events replayed from {built['published']:,} messages "
                 f"({built['skipped']} unreadable) in {built['seconds']:.1f} s, caught-up "
-                "detection included; published to the broker beforehand, not timed")
+                "detection included (forked workers, one per core); published to the broker "
+                "beforehand, not timed; CPU per 1,000 events: harness and workers "
+                f"{built['client_cpu_ms_per_1000']:.1f} ms, PostgreSQL "
+                f"{built['postgres_cpu_ms_per_1000']:.1f} ms")
     return [row]
 
 
@@ -62,15 +66,21 @@ async def _rebuilt(ctx: Context) -> dict[str, Any]:
         runtime = bootstrap(load_settings("reports", database_url=url), bus=MemoryBus())
         await upgrade(runtime.db, runtime.migrations)
         await runtime.db.dispose()
-        db = Database(url)
+        db, pg_pid = Database(url), getattr(infra.pg, "pid", None)
         try:
+            cpu = (own_cpu(), postgres_cpu(pg_pid))
             start = time.perf_counter()
             applied, skipped = await rb.replay_from_bus(
                 bus, db, Horizon.of("2021/22 Q1"))
             seconds = time.perf_counter() - start
+            client_cpu = own_cpu() - cpu[0]
         finally:
             await db.dispose()
+        await asyncio.sleep(0.2)   # the backends exit and are reaped: their CPU is counted
+        pg_cpu = postgres_cpu(pg_pid) - cpu[1]
     finally:
         await bus.stop()
     return {"rate": applied / seconds, "applied": applied, "skipped": skipped,
-            "published": len(records), "seconds": seconds}
+            "published": len(records), "seconds": seconds,
+            "client_cpu_ms_per_1000": client_cpu / max(applied, 1) * 1e6,
+            "postgres_cpu_ms_per_1000": pg_cpu / max(applied, 1) * 1e6}

@@ -207,7 +207,7 @@ async def populate(ctx: Context) -> dict[str, Any]:
         db, horizon = Database(url), Horizon.of("2021/22 Q1")
         pg_pid = getattr(ctx.env().pg, "pid", None)
         try:
-            cpu = (own_cpu(), _pg_cpu(pg_pid))
+            cpu = (own_cpu(), postgres_cpu(pg_pid))
             start = time.perf_counter()
             replayed = await rb.replay_envelopes(db, horizon, envs)
             total = time.perf_counter() - start
@@ -215,7 +215,7 @@ async def populate(ctx: Context) -> dict[str, Any]:
         finally:
             await db.dispose()
         await asyncio.sleep(0.2)   # the backend exits and is reaped: its CPU is then counted
-        pg_cpu = _pg_cpu(pg_pid) - cpu[1]
+        pg_cpu = postgres_cpu(pg_pid) - cpu[1]
         # A copy for the scenario that writes (reports-freshness): the views scenario reads
         # this one with nothing else writing, and a template needs no open connections. And
         # one nobody connects to, for scenarios that clone the rebuilt database later (by
@@ -240,7 +240,7 @@ def own_cpu() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def _pg_cpu(pid: int | None) -> float:
+def postgres_cpu(pid: int | None) -> float:
     """CPU seconds of the private PostgreSQL so far, exited backends included (0: external)."""
     from bench.infra import _cpu
 
