@@ -147,6 +147,35 @@ async def test_views_from_kafka_and_a_replay_into_a_fresh_database(postgres, bro
         await bus.stop()
 
 
+def published(broker, prefix: str, events: list) -> None:  # noqa: ANN001
+    """``events`` published to topics of three partitions named with ``prefix``, on a loop
+    of its own (the rebuild command under test runs its own too)."""
+    async def publish() -> None:
+        bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
+                       topics=list(set(TOPIC.values())), topic_prefix=prefix)
+        await bus.start()
+        try:
+            records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
+            assert all(r is None for r in await bus.publish(records))
+        finally:
+            await bus.stop()
+
+    asyncio.run(publish())
+
+
+def national_q3_of(config) -> tuple:  # noqa: ANN001 - settings
+    """(denominator, stages) of 2022/23 Q3's national adoption row in ``config``'s database."""
+    async def q3() -> tuple:
+        runtime = bootstrap(config, clock=lambda: CLOCK)
+        try:
+            row = await national_q3(runtime)
+            return row.denominator, row.stages
+        finally:
+            await runtime.db.dispose()
+
+    return asyncio.run(q3())
+
+
 def test_the_rebuild_command_from_the_bus_swaps_a_rebuilt_sqlite_file_in(broker, tmp_path):
     """``mandet rebuild-reports --from bus --swap``: every topic replayed into a fresh SQLite
     file, which then replaces the live one (service stopped)."""
@@ -156,31 +185,13 @@ def test_the_rebuild_command_from_the_bus_swaps_a_rebuilt_sqlite_file_in(broker,
     events = [site("1-A"), site("1-B"), stage("1-A", 3, date(2022, 5, 1)),
               stage("1-B", 7, date(2022, 8, 1))]
 
-    async def publish() -> None:
-        bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
-                       topics=list(set(TOPIC.values())), topic_prefix=prefix)
-        await bus.start()
-        try:
-            records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
-            assert all(r is None for r in await bus.publish(records + records[:2]))
-        finally:
-            await bus.stop()
-
-    asyncio.run(publish())
+    published(broker, prefix, events + events[:2])
     live = f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}"
     config = settings(live, broker, prefix, tmp_path)
     summary = rebuild_command.run(config, source="bus", swap=True)
     assert summary.startswith("replayed 4 events (0 unreadable)") and "swapped into" in summary
 
-    async def q3() -> tuple:
-        runtime = bootstrap(config, clock=lambda: CLOCK)
-        try:
-            row = await national_q3(runtime)
-            return row.denominator, row.stages
-        finally:
-            await runtime.db.dispose()
-
-    assert asyncio.run(q3()) == (2, (0, 0, 0, 1, 0, 0, 0, 1))
+    assert national_q3_of(config) == (2, (0, 0, 0, 1, 0, 0, 0, 1))
 
 
 def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers(
@@ -194,17 +205,7 @@ def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers
     events = [site("1-A"), site("1-B"), site("1-C", "QHL"), stage("1-A", 3, date(2022, 5, 1)),
               stage("1-B", 7, date(2022, 8, 1)), stage("1-C", 5, date(2022, 6, 1), icb="QHL")]
 
-    async def publish() -> None:
-        bus = KafkaBus(broker.bootstrap, enable_idempotence=False, partitions=3,
-                       topics=list(set(TOPIC.values())), topic_prefix=prefix)
-        await bus.start()
-        try:
-            records = [Record(TOPIC[e.type], e.subject, encode(e)) for e in events]
-            assert all(r is None for r in await bus.publish(records))
-        finally:
-            await bus.stop()
-
-    asyncio.run(publish())
+    published(broker, prefix, events)
     target = postgres.create_database()
     config = settings(f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}", broker, prefix,
                       tmp_path)
@@ -213,12 +214,5 @@ def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers
     assert summary.startswith("replayed 6 events (0 unreadable)")
     assert summary.endswith(f"to use it: REPORTS_DATABASE_URL={target}")
 
-    async def q3() -> tuple:
-        runtime = bootstrap(settings(target, broker, prefix, tmp_path), clock=lambda: CLOCK)
-        try:
-            row = await national_q3(runtime)
-            return row.denominator, row.stages
-        finally:
-            await runtime.db.dispose()
-
-    assert asyncio.run(q3()) == (3, (0, 0, 0, 1, 0, 1, 0, 1))
+    assert national_q3_of(settings(target, broker, prefix, tmp_path)) == (
+        3, (0, 0, 0, 1, 0, 1, 0, 1))
