@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import operator
+import resource
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,3 +126,9 @@ class Context:
         if isinstance(value, Exception):
             raise value
         return value
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children that exited (forked workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime

@@ -20,9 +20,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from bench.core import Context, Row, Target, scenario
+from bench.core import Context, Row, Target, own_cpu, scenario
 from bench.scenarios.common import homes
-from bench.scenarios.reports import consumer_ceiling, own_cpu
+from bench.scenarios.reports import consumer_ceiling
 from shared.bus.memory import MemoryBus
 from shared.db import Database
 from shared.events import Envelope, ObservationRecorded, encode, wrap

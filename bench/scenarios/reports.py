@@ -10,7 +10,6 @@ reports' view routes (issue 6); the rebuild figure needs ``services.reports.rebu
 from __future__ import annotations
 
 import asyncio
-import resource
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench import drive
-from bench.core import Context, Row, Target, scenario
+from bench.core import Context, Row, Target, own_cpu, scenario
 from bench.pgutil import connect
 from bench.scenarios.common import dataset, homes
 from bench.scenarios.services import paths_of
@@ -232,12 +231,6 @@ async def populate(ctx: Context) -> dict[str, Any]:
                 "postgres_cpu_ms_per_1000": pg_cpu / max(replayed, 1) * 1e6,
                 "homes": len(await homes(ctx))}
     return await ctx.cached("reports-populated", build)
-
-
-def own_cpu() -> float:
-    """CPU seconds of this process and of its children that exited (forked workers)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def postgres_cpu(pid: int | None) -> float:
