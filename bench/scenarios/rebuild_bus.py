@@ -4,9 +4,9 @@ The ``rebuild`` scenario times the replay and derivation engine from decoded eve
 rebuild from Kafka also fetches every message from the broker, decodes it, validates it
 (a malformed one is counted and skipped) and only then replays it, and it must notice that
 it has caught up. Here the national history (the same events) is published to topics of its
-own, and ``replay_from_bus`` rebuilds a fresh reports database from them, as
-``mandet rebuild reports --from bus`` does; the baseline is the engine alone (``rebuild``'s
-figure, same run).
+own, and ``replay_from_bus`` rebuilds a fresh reports database from them in a process of
+its own (``bench.rebuild_process``), as ``mandet rebuild-reports --from bus`` does; the
+baseline is the engine alone (``rebuild``'s figure, same run).
 """
 
 from __future__ import annotations
