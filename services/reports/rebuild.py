@@ -513,8 +513,6 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     await activity.lock_areas(session)   # first: live consumers may hold it (``activity``)
     remembered = await _remembered(session, replay, stored)
     await session.execute(delete(FACT))
-    dialect = session.get_bind().dialect.name
-    await session.execute(facts.set_freshness(dialect, horizon_qn=last))
     sites = await _sites(session)
     restore = ([] if remembered is None
                else await _defer_indexes(session, DERIVED_TABLES, keys_only=True))
@@ -522,14 +520,14 @@ async def _derive_all(session: AsyncSession, horizon: Horizon, replay: Replay | 
     by_area: dict[Area, list] = defaultdict(list)
     derived = _facts(series, sites, horizon.first_qn, last, by_area)
     await copy_rows(session, FACT, FACT_COLUMNS, derived)   # stored as they are derived
-    return await _complete(session, counted(by_area), restore)
+    return await _complete(session, counted(by_area), restore, last)
 
 
 async def _complete(session: AsyncSession, per_area: Counted,
-                    restore: list[tuple[str, str]]) -> int:
+                    restore: list[tuple[str, str]], last: int) -> int:
     """Every fact stored: its counts, the keys ``restore`` recreates (the facts' and the
-    counts'), the latest returns, the activity roll-ups and the data-quality lists, then a
-    fresh views stamp. Returns the facts counted."""
+    counts'), the latest returns, the activity roll-ups and the data-quality lists, then the
+    horizon's ``last`` quarter and a fresh views stamp. Returns the facts counted."""
     await session.execute(delete(COUNT))
     if restore:   # the keys are built (one round trip) while the counts are totalled
         raw = await driver_connection(session)
@@ -545,7 +543,8 @@ async def _complete(session: AsyncSession, per_area: Counted,
     await activity.derive(session)
     await session.run_sync(lambda s: quality.derive(s.connection()))
     dialect = session.get_bind().dialect.name
-    await session.execute(facts.set_freshness(dialect, views_stamp=facts.new_stamp()))
+    await session.execute(facts.set_freshness(dialect, horizon_qn=last,
+                                              views_stamp=facts.new_stamp()))
     return sum(sum(quarters.values()) for quarters in per_area.values())
 
 
@@ -702,16 +701,13 @@ async def replay_from_bus(bus: Bus, db: Database, horizon: Horizon, *,
         if split is not None:
             return split
     reader, read = bus.reader(list(topics.ALL_TOPICS)), _Read()
-    replayer = Replay(horizon)
     await reader.start()
     try:
-        applied = await replayer.apply_all(
-            db, _envelopes(reader, read, batch_size, wait_seconds, progress, total),
-            indexes_now=False)
+        applied, unreadable = await _replay_alone(
+            db, horizon, _envelopes(reader, read, batch_size, wait_seconds, progress, total))
     finally:
         await reader.stop()
-    await rebuild_from_history(db, horizon, replayer)
-    return applied, read.unreadable + replayer.unreadable
+    return applied, read.unreadable + unreadable
 
 
 async def replay_envelopes(db: Database, horizon: Horizon, envelopes: Sequence[Envelope], *,
@@ -735,15 +731,21 @@ async def replay_envelopes(db: Database, horizon: Horizon, envelopes: Sequence[E
                                     progress, None)
         if split is not None:
             return split[0]
-    replay = Replay(horizon)
-    applied = await replay.apply_all(
-        db, (envelopes[i:i + CHUNK] for i in range(0, len(envelopes), CHUNK)), progress,
-        indexes_now=False)
-    await rebuild_from_history(db, horizon, replay)
-    return applied
+    chunks = (envelopes[i:i + CHUNK] for i in range(0, len(envelopes), CHUNK))
+    return (await _replay_alone(db, horizon, chunks, progress))[0]
 
 
 CHUNK = 5000   # events a transaction, replaying decoded events
+
+
+async def _replay_alone(db: Database, horizon: Horizon, chunks: Chunks,
+                        progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """One process's replay into `db` (fresh), the facts then derived while the keys it
+    deferred are built: (events applied, events ``parse`` refused)."""
+    replay = Replay(horizon)
+    applied = await replay.apply_all(db, chunks, progress, indexes_now=False)
+    await rebuild_from_history(db, horizon, replay)
+    return applied, replay.unreadable
 
 
 def _workers(workers: int | None) -> int:
@@ -853,14 +855,12 @@ async def _replay_split(db: Database, horizon: Horizon, feeds: Sequence[_Feed],
     try:
         async with db.transaction() as session:
             with frozen_heap():
+                await activity.lock_areas(session)
                 if (stored == sum(part.records for part in parts)
                         and all(part.per_area is not None for part in parts)):
-                    await activity.lock_areas(session)
-                    await session.execute(facts.set_freshness(db.dialect, horizon_qn=last))
                     await _complete(session, merged(part.per_area for part in parts),
-                                    restore_derived)
+                                    restore_derived, last)
                 else:   # the workers' records are not the table's: derive from the table
-                    await activity.lock_areas(session)
                     await session.execute(delete(FACT))
                     for _, statement in restore_derived:
                         await session.execute(text(statement))
