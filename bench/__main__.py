@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,6 +78,7 @@ async def run_all(ctx: Context, names: list[str]) -> list[Row]:
         except Unavailable as exc:
             got = [Row(name, skipped=f"not available yet: {exc}")]
         except Exception as exc:  # noqa: BLE001 - one broken scenario must not end the run
+            traceback.print_exc()   # whole, as the row's note keeps only its start
             got = [Row(name, skipped=f"error: {type(exc).__name__}: {exc}"[:300])]
         if ctx.infra and got:
             after = ctx.infra.cpu_seconds()
