@@ -19,7 +19,8 @@ with nothing else running; this scenario reads, with a dashboard token, one row 
 while a reports worker applies observation traffic to the same database (``Traffic``:
 observation and score pairs, open loop at the run's rate, 1,000 events/s in a full run,
 readings taken in 2022/23 Q4, the data set's latest quarter, which every read covers: so
-the traffic changes what activity and quality answer, as live readings would).
+the traffic changes what activity and quality answer, as live readings would). Each view
+has a traffic (and worker) of its own, on fresh topics (``TRAFFIC_S`` says why).
 Reports caches a view's rows per version (``services/reports/api.py: ViewCache``): activity
 per quarter, and the traffic's quarter changes with every transaction it commits, so that
 quarter's part hits only between two; data quality per quarter under a version that changes
@@ -101,7 +102,13 @@ TURNOVER = 0.1   # share of a home's residents replaced each quarter
 SERVICE_READS = 10
 SATURATION_S = 2.0   # closed loop, after the run's warm-up
 SATURATION_CAP = 5000.0   # requests/s the closed loop has requests for (the bare endpoint's)
-TRAFFIC_S = 130.0   # seconds of observation traffic built (five views' reads take about 100)
+# Seconds of observation traffic built for each view (its reads take about 20). Each view has
+# a traffic of its own, on fresh topics: the test broker (Tansu 0.6, memory storage) spends
+# CPU on a fetch in proportion to the records its partition holds (one consumer at 1,000
+# events/s: 18 % of a core in the first 10 s, 90 % after 50 s, measured 30 November), so one
+# traffic for all five views took the broker from a tenth to four fifths of a core of this
+# two-core machine by the last of them. Apache Kafka finds a fetch's offset by its index.
+TRAFFIC_S = 45.0
 TOOL = "NEWS2 and soft signs"   # the tool every stage of the bench's history names
 PRIME = 200   # traffic events applied before any view is measured
 # The traffic reaches the broker in rounds, as the product's relays publish it: at 1,000
@@ -167,16 +174,17 @@ async def views_more(ctx: Context) -> list[Row]:
             row.skipped = f"not available yet: reports has no {view.route} route"
     # Every first read before any load, so each is a cold read on an idle API process.
     cold = {v.path: (await _reads(api.port, v.path, token, 1))[0] for v, _ in present}
-    traffic = await Traffic.start(ctx, url)
-    try:
-        for view, row in present:
+    for i, (view, row) in enumerate(present):
+        # A traffic of its own per view, on topics that start empty (``TRAFFIC_S``).
+        traffic = await Traffic.start(ctx, url, pipeline=f"views-more-{i}", seed=907 + i)
+        try:
             before = traffic.figures()
             await _measure(ctx, api.port, token, view, row, cold[view.path])
             row.note += f"; {traffic.note(before)}; {filled['note']}"
             row.details["activity"] = {k: v for k, v in filled.items() if k != "note"}
             row.details["traffic"] = traffic.figures()
-    finally:
-        await traffic.stop()
+        finally:
+            await traffic.stop()
     try:
         if START_VIEW.route in paths:
             await _at_start(ctx, url, api.port, token, at_start)
@@ -246,7 +254,10 @@ class Traffic:
 
     @classmethod
     async def start(cls, ctx: Context, url: str, *, taken_near: datetime = TAKEN_NEAR,
-                    name: str = "views-more", seconds: float = TRAFFIC_S) -> Traffic:
+                    name: str = "views-more", seconds: float = TRAFFIC_S,
+                    pipeline: str | None = None, seed: int = 907) -> Traffic:
+        """A worker named after ``name`` on topics of their own (``pipeline``'s,
+        else ``name``'s), and ``seconds`` of traffic at the run's rate built from ``seed``."""
         from aiokafka import AIOKafkaProducer
 
         from bench.scenarios.reports_freshness import stream
@@ -254,14 +265,14 @@ class Traffic:
         from shared.bus.kafka import KafkaBus
         from shared.events import topics
 
-        infra, prefix = ctx.env(), prefix_of(ctx, name)
+        infra, prefix = ctx.env(), prefix_of(ctx, pipeline or name)
         await KafkaBus(infra.bootstrap, enable_idempotence=False).ensure_topics(
             [prefix + t for t in topics.ALL_TOPICS])
         worker = await asyncio.to_thread(infra.worker, "reports", url,
                                          f"reports-{name}-worker", prefix)
         rate = drive.sizes(ctx)["rate"]
         events = await asyncio.to_thread(stream, await homes(ctx), int(rate * seconds),
-                                         prefix, 907, stage_every=None,
+                                         prefix, seed, stage_every=None,
                                          taken_near=taken_near)
         producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all",
                                     enable_idempotence=False, linger_ms=1)
