@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="reports' own event history (default) or the bus from the start")
     rebuild.add_argument("--into", default=None, help="fresh database URL for --from bus")
     rebuild.add_argument("--swap", action="store_true",
-                         help="move the rebuilt SQLite file over the live one (service stopped)")
+                         help="swap the rebuild in: the SQLite file moved over the live one, or "
+                              "the PostgreSQL databases renamed (reports processes stopped)")
     rebuild.add_argument("--workers", type=int, default=None,
                          help="--from bus into PostgreSQL: processes sharing the partitions "
                               "(default: one per CPU this process may use)")

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from services.reports import activity_queries, queries, rebuild
 from services.reports.activity import ACT, RES
@@ -29,6 +30,7 @@ from shared.inbox import INBOX
 from shared.migrations import upgrade
 from shared.quarters import Quarter
 from shared.settings import load_settings
+from tests.infra.postgres import to_asyncpg_kwargs
 from tests.integration.reports.support import (
     CLOCK,
     FIRST,
@@ -216,3 +218,60 @@ def test_the_rebuild_command_from_the_bus_into_postgresql_splits_between_workers
 
     assert national_q3_of(settings(target, broker, prefix, tmp_path)) == (
         3, (0, 0, 0, 1, 0, 1, 0, 1))
+
+
+def test_the_rebuild_command_swaps_a_rebuilt_postgresql_database_in(postgres, broker, tmp_path):
+    """``--into <another database of the server> --swap``: the live database is renamed
+    aside (kept, its views as they were) and the rebuilt one takes its name, so the live
+    URL now reads the rebuild; refused, nothing renamed, while anyone is connected."""
+    import asyncpg
+
+    from services.reports import rebuild_command
+
+    prefix = f"p{uuid.uuid4().hex[:8]}."
+    events = [site("1-A"), site("1-B"), stage("1-A", 3, date(2022, 5, 1)),
+              stage("1-B", 7, date(2022, 8, 1))]
+    published(broker, prefix, events)
+    live = postgres.create_database()
+    config = settings(live, broker, prefix, tmp_path)
+    rebuild_command.run(config, source="history")   # the live views: migrated, empty
+    first = postgres.create_database()
+
+    async def held_open() -> None:   # a reports process still connected to the live database
+        conn = await asyncpg.connect(**to_asyncpg_kwargs(live))
+        try:
+            with pytest.raises(SystemExit, match=r"stop the reports processes first "
+                                                 r"\(connected: 1 to t_"):
+                await rebuild_command._swap(config, first, True)
+        finally:
+            await conn.close()
+
+    summary = rebuild_command.run(config, source="bus", into=first, workers=1)
+    assert summary.endswith(f"to use it: REPORTS_DATABASE_URL={first}")
+    asyncio.run(held_open())
+    assert national_q3_of(config) == (0, (0,) * 8)   # nothing renamed
+    assert national_q3_of(settings(first, broker, prefix, tmp_path)) == (
+        2, (0, 0, 0, 1, 0, 0, 0, 1))
+
+    second = postgres.create_database()
+    summary = rebuild_command.run(config, source="bus", into=second, swap=True, workers=1)
+    name = make_url(live).database
+    assert summary.startswith("replayed 4 events (0 unreadable)")
+    assert f"swapped into {name} (the views before kept as {name}_before_" in summary
+    assert national_q3_of(config) == (2, (0, 0, 0, 1, 0, 0, 0, 1))
+    aside = summary.rsplit(" ", 1)[-1].rstrip(")")
+    assert national_q3_of(settings(postgres.url_for(aside), broker, prefix, tmp_path)) == (
+        0, (0,) * 8)
+    assert not asyncio.run(_exists(live, make_url(second).database))
+    postgres.drop_database(aside)
+
+
+async def _exists(url: str, database: str) -> bool:
+    import asyncpg
+
+    conn = await asyncpg.connect(**to_asyncpg_kwargs(url))
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                        database))
+    finally:
+        await conn.close()
