@@ -97,6 +97,9 @@ def _swap_files(live: str, target: str) -> str:
     return f"swapped into {live_path}"
 
 
+SETTLE_CHECKS = 30   # 0.1 s apart: how long the swap waits for sessions to end
+
+
 async def _swap_postgres(live: str, target: str) -> str:
     """Rename the live database aside (``<name>_before_<UTC time>``, kept) and the rebuilt one
     to the live one's name, so every process configured with the live URL opens the rebuilt
@@ -112,7 +115,8 @@ async def _swap_postgres(live: str, target: str) -> str:
             or old.database == new.database:
         raise SystemExit("--swap renames databases of one PostgreSQL server: --into must name "
                          "another database on the live one's server, as the same user")
-    aside = f"{old.database}_before_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    # PostgreSQL cuts names at 63 bytes: cut here, so the summary names what exists.
+    aside = f"{old.database[:40]}_before_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
     admin = old.set(drivername="postgresql", database="postgres")
     conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
     try:
@@ -141,9 +145,6 @@ async def _swap_postgres(live: str, target: str) -> str:
     finally:
         await conn.close()
     return f"swapped into {old.database} (the views before kept as {aside})"
-
-
-SETTLE_CHECKS = 30   # 3 s
 
 
 def _quoted(name: str) -> str:
