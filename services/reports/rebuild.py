@@ -731,11 +731,15 @@ async def replay_envelopes(db: Database, horizon: Horizon, envelopes: Sequence[E
                                     progress, None)
         if split is not None:
             return split[0]
-    chunks = (envelopes[i:i + CHUNK] for i in range(0, len(envelopes), CHUNK))
-    return (await _replay_alone(db, horizon, chunks, progress))[0]
+    return (await _replay_alone(db, horizon, _chunked(envelopes), progress))[0]
 
 
 CHUNK = 5000   # events a transaction, replaying decoded events
+
+
+def _chunked(envelopes: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
+    """Decoded events ``CHUNK`` at a time, in order."""
+    return (envelopes[i:i + CHUNK] for i in range(0, len(envelopes), CHUNK))
 
 
 async def _replay_alone(db: Database, horizon: Horizon, chunks: Chunks,
@@ -909,9 +913,8 @@ class _ListFeed:
                      ) -> AsyncIterator[Chunks]:
         note(("total", len(self.envelopes)))
 
-        def each() -> Iterator[list[Envelope]]:
-            for i in range(0, len(self.envelopes), CHUNK):
-                chunk = self.envelopes[i:i + CHUNK]
+        def each() -> Iterator[Sequence[Envelope]]:
+            for chunk in _chunked(self.envelopes):
                 note(("read", len(chunk)))
                 yield chunk
         yield each()
